@@ -1,0 +1,94 @@
+"""The `losspath` command: train, runs, line, reproduce. User mistakes print one sentence and exit 2."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from .errors import LosspathError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
+                  help="Loss and error along straight lines between network states.")
+
+RootOpt = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME or ~/.losspath/runs).")
+DataRootOpt = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA or ~/.losspath/data).")
+
+
+@app.command()
+def train(
+    data: str = typer.Option("mnist1d", "--data", help="Data set: mnist1d, digits, mnist, cifar10, imagenet."),
+    model: str = typer.Option("lenet_300_100", "--model", help="Network, e.g. lenet_300_100, mlp_512_512, cifar_resnet_20."),
+    steps: Optional[str] = typer.Option(None, "--steps", help="Training length: '40ep', '1000it', '2ep50it'."),
+    seed: int = typer.Option(0, "--seed", help="Initialization seed."),
+    data_seed: Optional[int] = typer.Option(None, "--data-seed", help="Data-order seed (default: --seed)."),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    momentum: Optional[float] = typer.Option(None, "--momentum"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="0 means full-batch gradient descent."),
+    milestones: Optional[str] = typer.Option(None, "--milestones", help="e.g. '80ep,120ep'."),
+    gamma: Optional[float] = typer.Option(None, "--gamma"),
+    warmup: Optional[str] = typer.Option(None, "--warmup", help="Linear warmup length, e.g. '5ep'."),
+    init_scale: float = typer.Option(1.0, "--init-scale", help="Multiplier on the Kaiming-normal init."),
+    activation: str = typer.Option("relu", "--activation", help="relu or poly."),
+    bias: bool = typer.Option(True, "--bias/--no-bias"),
+    augment: bool = typer.Option(True, "--augment/--no-augment"),
+    checkpoints: str = typer.Option("frankle", "--checkpoints", help="frankle, epochs, every:STEP, or a list '0,100it,last'."),
+    root: Optional[Path] = RootOpt,
+    data_root: Optional[Path] = DataRootOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Train a network with a dense checkpoint schedule (or reuse the finished run) and print its directory.
+
+    Example: losspath train --data mnist1d --model lenet_300_100 --steps 2ep --seed 0
+    """
+    from .hparams import Hparams, paper_defaults
+    from .training import train as train_run
+
+    given = dict(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
+                 milestones=milestones, gamma=gamma, warmup=warmup)
+    hp = Hparams(dataset=data, model=model, seed=seed, data_seed=data_seed, init_scale=init_scale,
+                 activation=activation, bias=bias, augment=augment, checkpoints=checkpoints,
+                 **{**paper_defaults(model), **{k: v for k, v in given.items() if v is not None}})
+    run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device)
+    done = run.done()
+    typer.echo(f"test error {done['test_error']:.4f}, test loss {done['test_loss']:.4f}", err=True)
+    typer.echo(str(run.dir))
+
+
+@app.command()
+def runs(root: Optional[Path] = RootOpt):
+    """List the runs in the store with their state and non-default hyperparameters.
+
+    Example: losspath runs --root ~/.losspath/runs
+    """
+    from .store import default_root, list_runs
+
+    rows = list_runs(root)
+    if not rows:
+        typer.echo(f"no runs under {root or default_root()}")
+        return
+    for r in rows:
+        rest = " ".join(f"{k}={v}" for k, v in r.items() if k not in ("run", "state", "checkpoints"))
+        typer.echo(f"{r['run']}  {r['state']:8s} {r['checkpoints']:3d} ckpts  {rest}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user mistakes (bad flags, bad input files) print one line on stderr and exit 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except LosspathError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2)
+    except click.exceptions.Exit as e:
+        raise SystemExit(e.exit_code)
+    except click.ClickException as e:
+        print(f"error: {e.format_message()}", file=sys.stderr)
+        raise SystemExit(2)
+    except click.exceptions.Abort:
+        print("error: interrupted.", file=sys.stderr)
+        raise SystemExit(130)

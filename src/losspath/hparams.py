@@ -1,0 +1,84 @@
+"""Hyperparameters of a training run, hashed into the run's directory name (OpenLTH's idea).
+
+Only fields that differ from the dataclass defaults enter the hash, so adding a new field with a default
+never renames existing runs. `paper_defaults` holds OpenLTH's settings for the paper networks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, fields
+
+from .errors import LosspathError
+
+
+@dataclass(frozen=True)
+class Hparams:
+    """Everything that changes the weights a run produces."""
+
+    dataset: str = "mnist1d"
+    model: str = "lenet_300_100"
+    # model construction (losspath.models.build_model)
+    init_scale: float = 1.0
+    activation: str = "relu"
+    bias: bool = True
+    poly_degree: int = 2
+    poly_interval: float = 4.0
+    seed: int = 0  # initialization
+    data_seed: int | None = None  # data order and augmentation; None: same as `seed`
+    # optimization
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 128  # 0: full-batch gradient descent
+    steps: str = "40ep"
+    milestones: str = ""  # e.g. "80ep,120ep": lr × gamma at each
+    gamma: float = 0.1
+    warmup: str = ""  # e.g. "5ep": linear warmup from 0
+    augment: bool = True  # use the data set's augmentation, if it has one
+    checkpoints: str = "frankle"  # see losspath.steps.checkpoint_schedule
+
+    @property
+    def order_seed(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
+
+    def non_default(self) -> dict:
+        """The fields that differ from the defaults, in field order."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+
+    def run_id(self) -> str:
+        """A short stable hash of the non-default fields: the run directory's name."""
+        blob = json.dumps(self.non_default(), sort_keys=True).encode()
+        return "train_" + hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Hparams":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise LosspathError(f"Unknown hyperparameters {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+        return cls(**d)
+
+    def replace(self, **changes) -> "Hparams":
+        return dataclasses.replace(self, **changes)
+
+
+# OpenLTH's default hyperparameters for the networks of Frankle 2020 (Sec. 2).
+PAPER_DEFAULTS: dict[str, dict] = {
+    "lenet_300_100": dict(lr=0.1, batch_size=128, steps="40ep"),
+    "cifar_resnet_20": dict(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, steps="160ep",
+                            milestones="80ep,120ep", gamma=0.1),
+    "cifar_vgg_16": dict(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, steps="160ep",
+                         milestones="80ep,120ep", gamma=0.1),
+    "imagenet_resnet_50": dict(lr=0.4, momentum=0.9, weight_decay=1e-4, batch_size=1024, steps="90ep",
+                               milestones="30ep,60ep,80ep", gamma=0.1, warmup="5ep"),
+}
+
+
+def paper_defaults(model: str) -> dict:
+    """OpenLTH's training hyperparameters for `model`, or {} for networks the papers do not name."""
+    return dict(PAPER_DEFAULTS.get(model, {}))

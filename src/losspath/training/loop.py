@@ -1,0 +1,190 @@
+"""The training loop: index-slice batches from in-memory tensors, checkpoints on a schedule, resume, reuse.
+
+Randomness is a pure function of (seed, position): the data order of epoch e is a permutation drawn from
+SeedSequence([data_seed, e]) and the augmentation of each batch from SeedSequence([data_seed, e, i]). So
+a run interrupted anywhere and resumed from its last resume point ends bit-identical to an uninterrupted
+one on the same machine, with no generator state to save.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..checkpoints import atomic_write_text, load_state, save_state, write_json
+from ..data import Dataset, load_dataset
+from ..errors import LosspathError
+from ..hparams import Hparams
+from ..models import build_model
+from ..steps import checkpoint_schedule, iterations_per_epoch, parse_step
+from ..store import Run, run_lock
+from .evaluate import evaluate
+from .optim import lr_at, make_optimizer
+
+FULL_BATCH_CHUNK = 4096  # full-batch gradients are accumulated over chunks of this many examples
+
+
+def _generator(*key: int) -> torch.Generator:
+    seed = int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(seed)
+
+
+def epoch_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of `epoch`: a permutation that depends only on (seed, epoch)."""
+    return torch.randperm(num_examples, generator=_generator(seed, epoch))
+
+
+def model_for(hp: Hparams, data: Dataset) -> torch.nn.Module:
+    """The network `hp` describes, initialized with `hp.seed` (its weights at iteration 0)."""
+    return build_model(hp.model, data.input_shape, data.num_classes, init_scale=hp.init_scale,
+                        activation=hp.activation, bias=hp.bias, seed=hp.seed,
+                        poly_degree=hp.poly_degree, poly_interval=hp.poly_interval)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = None,
+          progress: bool = True, device: str | torch.device | None = None) -> Run:
+    """Find the finished run for `hp` under `root`, or train it (resuming an interrupted one).
+
+    Returns the `Run`; its directory holds the checkpoints at every iteration of the schedule.
+    """
+    run = Run.for_hparams(hp, root)
+    if run.is_complete:
+        return run
+    with run_lock(run.dir):
+        if run.is_complete:  # another process finished it while we waited for nothing
+            return run
+        data = dataset if dataset is not None else load_dataset(hp.dataset, data_root)
+        _train_locked(run, data, progress, torch.device(device) if device else default_device())
+    return run
+
+
+def _train_locked(run: Run, data: Dataset, progress: bool, device: torch.device) -> None:
+    hp = run.hparams
+    n = len(data.train)
+    per_epoch = iterations_per_epoch(n, hp.batch_size)
+    last = parse_step(hp.steps, per_epoch)
+    if last <= 0:
+        raise LosspathError(f"Training length {hp.steps!r} is zero iterations; give a positive length.")
+    schedule = set(checkpoint_schedule(hp.checkpoints, last, per_epoch))
+    write_json(run.dir / "hparams.json", hp.to_dict())
+    write_json(run.dir / "run.json", dict(iterations_per_epoch=per_epoch, last_step=last,
+                                          schedule=sorted(schedule), num_train=n))
+
+    model = model_for(hp, data).to(device)
+    opt = make_optimizer(model, hp)
+    t, sums = _resume(run, model, opt, device)
+    _truncate_metrics(run, t)
+    augment = data.augment if hp.augment else None
+    full_batch = hp.batch_size <= 0 or hp.batch_size >= n
+    start_time = time.time()
+
+    bar = tqdm(total=last, initial=t, desc=run.dir.name, unit="it", disable=None if progress else True,
+               leave=False)
+    while True:
+        epoch, pos = divmod(t, per_epoch)
+        if t in schedule:
+            save_state(run.checkpoint(t), model.state_dict())
+        if pos == 0 or t == last:
+            _log_metrics(run, model, data, t, sums, device)
+            if sums[2]:
+                bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}")
+            sums = [0.0, 0.0, 0]
+        if t == last:
+            break
+        if pos == 0 or t in schedule:
+            _save_resume(run, model, opt, t, sums)
+
+        for g in opt.param_groups:
+            g["lr"] = lr_at(t, hp, per_epoch)
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        if full_batch:
+            index = torch.arange(n)
+        else:
+            index = epoch_order(n, hp.order_seed, epoch)[pos * hp.batch_size:(pos + 1) * hp.batch_size]
+        gen = _generator(hp.order_seed, epoch, pos, 1) if augment else None
+        for lo in range(0, len(index), FULL_BATCH_CHUNK if full_batch else len(index)):
+            x, y = data.train.batch(index[lo:lo + (FULL_BATCH_CHUNK if full_batch else len(index))])
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if augment is not None:
+                x = augment(x, gen)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            (loss * (len(y) / len(index))).backward()
+            sums[0] += loss.item() * len(y) / len(index)
+            sums[1] += (logits.argmax(1) != y).float().mean().item() * len(y) / len(index)
+        sums[2] += 1
+        if not torch.isfinite(loss):
+            raise LosspathError(f"Training diverged (loss is {loss.item()}) at iteration {t}; lower the learning rate.")
+        opt.step()
+        t += 1
+        bar.update(1)
+    bar.close()
+
+    train_loss, train_error = evaluate(model, data.train, device=device)
+    test_loss, test_error = evaluate(model, data.test, device=device)
+    write_json(run.dir / "DONE", dict(last_step=last, train_loss=train_loss, train_error=train_error,
+                                      test_loss=test_loss, test_error=test_error,
+                                      wall_seconds=round(time.time() - start_time, 3)))
+    (run.dir / "resume.safetensors").unlink(missing_ok=True)
+
+
+def _save_resume(run: Run, model, opt, t: int, sums: list) -> None:
+    """Weights, momentum buffers and the iteration: all a resumed run needs (randomness is positional)."""
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for i, p in enumerate(opt.param_groups[0]["params"]):
+        buf = opt.state.get(p, {}).get("momentum_buffer")
+        if buf is not None:
+            state[f"optim.{i}.momentum_buffer"] = buf
+    save_state(run.dir / "resume.safetensors", state, metadata=dict(iteration=str(t), sums=json.dumps(sums)))
+
+
+def _resume(run: Run, model, opt, device) -> tuple[int, list]:
+    path = run.dir / "resume.safetensors"
+    if not path.is_file():
+        return 0, [0.0, 0.0, 0]
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    state = load_state(path)
+    model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+    params = opt.param_groups[0]["params"]
+    for i, p in enumerate(params):
+        buf = state.get(f"optim.{i}.momentum_buffer")
+        if buf is not None:
+            opt.state[p]["momentum_buffer"] = buf.to(device)
+    return int(meta["iteration"]), json.loads(meta["sums"])
+
+
+def _log_metrics(run: Run, model, data: Dataset, t: int, sums: list, device) -> None:
+    """Append metrics.csv rows: the mean over the epoch's training batches, and the exact test metrics."""
+    rows = []
+    if sums[2]:
+        rows.append(f"{t},train_batches,{sums[0] / sums[2]:.6g},{sums[1] / sums[2]:.6g}")
+    loss, error = evaluate(model, data.test, device=device)
+    rows.append(f"{t},test,{loss:.6g},{error:.6g}")
+    path = run.dir / "metrics.csv"
+    new = not path.is_file()
+    with open(path, "a") as f:
+        if new:
+            f.write("step,split,loss,error\n")
+        f.write("\n".join(rows) + "\n")
+
+
+def _truncate_metrics(run: Run, t: int) -> None:
+    """Drop rows logged at or after the resume point; they are logged again as training replays."""
+    path = run.dir / "metrics.csv"
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) < t]
+    atomic_write_text(path, "\n".join(kept) + "\n")
