@@ -80,8 +80,10 @@ def _train_locked(run: Run, data: Dataset, progress: bool, device: torch.device)
 
     model = model_for(hp, data).to(device)
     opt = make_optimizer(model, hp)
-    t, sums = _resume(run, model, opt, device)
-    _truncate_metrics(run, t)
+    resumed_at = _resume(run, model, opt, device)  # its metrics were logged before it was saved
+    t, sums = resumed_at if resumed_at else (0, [0.0, 0.0, 0])
+    resumed_at = t if resumed_at else None
+    _truncate_metrics(run, resumed_at)
     augment = data.augment if hp.augment else None
     full_batch = hp.batch_size <= 0 or hp.batch_size >= n
     start_time = time.time()
@@ -92,7 +94,7 @@ def _train_locked(run: Run, data: Dataset, progress: bool, device: torch.device)
         epoch, pos = divmod(t, per_epoch)
         if t in schedule:
             save_state(run.checkpoint(t), model.state_dict())
-        if pos == 0 or t == last:
+        if (pos == 0 or t == last) and t != resumed_at:
             _log_metrics(run, model, data, t, sums, device)
             if sums[2]:
                 bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}")
@@ -147,10 +149,11 @@ def _save_resume(run: Run, model, opt, t: int, sums: list) -> None:
     save_state(run.dir / "resume.safetensors", state, metadata=dict(iteration=str(t), sums=json.dumps(sums)))
 
 
-def _resume(run: Run, model, opt, device) -> tuple[int, list]:
+def _resume(run: Run, model, opt, device) -> tuple[int, list] | None:
+    """Load the resume point into `model` and `opt`: (iteration, epoch sums), or None for a fresh start."""
     path = run.dir / "resume.safetensors"
     if not path.is_file():
-        return 0, [0.0, 0.0, 0]
+        return None
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -180,11 +183,14 @@ def _log_metrics(run: Run, model, data: Dataset, t: int, sums: list, device) -> 
         f.write("\n".join(rows) + "\n")
 
 
-def _truncate_metrics(run: Run, t: int) -> None:
-    """Drop rows logged at or after the resume point; they are logged again as training replays."""
+def _truncate_metrics(run: Run, t: int | None) -> None:
+    """Drop rows logged after the resume point `t` (all rows on a fresh start); training logs them again."""
     path = run.dir / "metrics.csv"
     if not path.is_file():
         return
+    if t is None:
+        path.unlink()
+        return
     lines = path.read_text().splitlines()
-    kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) < t]
+    kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= t]
     atomic_write_text(path, "\n".join(kept) + "\n")

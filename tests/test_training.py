@@ -1,0 +1,141 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from losspath.checkpoints import load_state
+from losspath.errors import LosspathError
+from losspath.hparams import Hparams
+from losspath.steps import checkpoint_schedule
+from losspath.store import Run, run_lock
+from losspath.training import lr_at, model_for, train
+
+HP = Hparams(dataset="blobs", model="mlp_16", steps="3ep", batch_size=32, lr=0.05, momentum=0.9,
+             weight_decay=1e-3, milestones="2ep", checkpoints="frankle")
+
+
+def states_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_schedule_is_saved_and_run_reused(tmp_path, tiny_dataset):
+    run = train(HP, root=tmp_path, dataset=tiny_dataset, progress=False)
+    info = run.info()
+    assert info["iterations_per_epoch"] == 7 and info["last_step"] == 21
+    assert run.saved_steps() == checkpoint_schedule("frankle", 21, 7) == [0, 1, 2, 4, 8, 16, 21]
+    assert run.is_complete and not (run.dir / "resume.safetensors").exists()
+    assert 0.0 <= run.done()["test_error"] <= 1.0
+    mtime = run.checkpoint(21).stat().st_mtime_ns
+    again = train(HP, root=tmp_path, dataset=tiny_dataset, progress=False)
+    assert again.dir == run.dir and run.checkpoint(21).stat().st_mtime_ns == mtime
+    # step 0 is the initialization that model_for draws
+    assert states_equal(load_state(run.checkpoint(0)), model_for(HP, tiny_dataset).state_dict())
+
+
+def test_same_seed_bit_identical_and_seeds_separate(tmp_path, tiny_dataset):
+    a = train(HP, root=tmp_path / "a", dataset=tiny_dataset, progress=False)
+    b = train(HP, root=tmp_path / "b", dataset=tiny_dataset, progress=False)
+    assert states_equal(load_state(a.checkpoint(21)), load_state(b.checkpoint(21)))
+    c = train(HP.replace(data_seed=5), root=tmp_path, dataset=tiny_dataset, progress=False)
+    # same init, different data order
+    assert states_equal(load_state(a.checkpoint(0)), load_state(c.checkpoint(0)))
+    assert not states_equal(load_state(a.checkpoint(21)), load_state(c.checkpoint(21)))
+
+
+def test_hash_names_only_results_changing_fields():
+    assert Hparams().run_id() == Hparams(lr=0.1).run_id()
+    assert Hparams().run_id() != Hparams(lr=0.2).run_id()
+    assert Hparams(seed=1).run_id() != Hparams(seed=2).run_id()
+
+
+def test_lr_schedule_literals():
+    hp = Hparams(lr=0.4, milestones="30ep,60ep", gamma=0.1, warmup="5ep")
+    assert lr_at(0, hp, 10) == pytest.approx(0.4 / 50)
+    assert lr_at(49, hp, 10) == pytest.approx(0.4)
+    assert lr_at(299, hp, 10) == pytest.approx(0.4)
+    assert lr_at(300, hp, 10) == pytest.approx(0.04)
+    assert lr_at(600, hp, 10) == pytest.approx(0.004)
+
+
+def test_full_batch_gradient_descent_step_matches_hand_computation(tmp_path, tiny_dataset):
+    hp = Hparams(dataset="blobs", model="mlp", steps="1it", batch_size=0, lr=0.5, checkpoints="every:1it")
+    run = train(hp, root=tmp_path, dataset=tiny_dataset, progress=False)
+    w0 = load_state(run.checkpoint(0))
+    model = model_for(hp, tiny_dataset)
+    model.load_state_dict(w0)
+    loss = F.cross_entropy(model(tiny_dataset.train.inputs), tiny_dataset.train.targets)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    expected = {k: v - 0.5 * g for (k, v), g in zip(model.named_parameters(), grads)}
+    w1 = load_state(run.checkpoint(1))
+    for k in expected:
+        torch.testing.assert_close(w1[k], expected[k].detach(), rtol=0, atol=1e-6)
+
+
+CRASHER = textwrap.dedent("""
+    import os, signal, sys, torch
+    sys.path.insert(0, {conftest!r})
+    import losspath.training.loop as loop
+    from losspath.hparams import Hparams
+    from helpers import make_blobs
+    calls = {{"n": 0}}
+    real = loop.save_state
+    def save_then_die(*a, **k):
+        real(*a, **k)
+        calls["n"] += 1
+        if calls["n"] == {kill_after}:
+            os.kill(os.getpid(), signal.SIGKILL)
+    loop.save_state = save_then_die
+    hp = Hparams(**{hp!r})
+    loop.train(hp, root={root!r}, dataset=make_blobs(), progress=False)
+""")
+
+
+@pytest.mark.parametrize("kill_after", [1, 2, 9, 12])
+def test_resume_after_kill_is_bit_identical(tmp_path, tiny_dataset, kill_after):
+    ref = train(HP, root=tmp_path / "ref", dataset=tiny_dataset, progress=False)
+    root = tmp_path / "killed"
+    script = CRASHER.format(conftest=os.path.dirname(__file__), kill_after=kill_after, hp=HP.to_dict(), root=str(root))
+    proc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": "src"},
+                          capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run = Run.for_hparams(HP, root)
+    assert not run.is_complete and (run.dir / "resume.safetensors").exists() == (kill_after > 1)
+    resumed = train(HP, root=root, dataset=tiny_dataset, progress=False)
+    assert resumed.is_complete
+    for t in ref.saved_steps():
+        assert states_equal(load_state(ref.checkpoint(t)), load_state(resumed.checkpoint(t))), t
+    assert (ref.dir / "metrics.csv").read_text() == (resumed.dir / "metrics.csv").read_text()
+
+
+def test_lock_stops_a_second_trainer(tmp_path, tiny_dataset):
+    run = Run.for_hparams(HP, tmp_path)
+    with run_lock(run.dir):
+        code = f"""
+import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
+from helpers import make_blobs
+from losspath.training import train
+from losspath.hparams import Hparams
+from losspath.errors import LosspathError
+try:
+    train(Hparams(**{HP.to_dict()!r}), root={str(tmp_path)!r}, dataset=make_blobs(), progress=False)
+except LosspathError as e:
+    print(e); sys.exit(3)
+"""
+        proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": "src"},
+                              capture_output=True, text=True)
+    assert proc.returncode == 3 and "being trained by another process" in proc.stdout
+    assert not run.checkpoint(0).exists()
+
+
+def test_corrupted_checkpoint_is_one_sentence(tmp_path):
+    bad = tmp_path / "step_3.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(LosspathError, match="corrupted"):
+        load_state(bad)
+    with pytest.raises(LosspathError, match="does not exist"):
+        load_state(tmp_path / "missing.safetensors")
