@@ -1,0 +1,48 @@
+"""Training-time augmentations as tensor ops on a whole batch, random only through the given generator."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _draw_device(generator: torch.Generator) -> torch.device:
+    # Random numbers must come from the generator's own device; they are moved to the batch afterwards,
+    # so the same seed gives the same augmentation whatever device the batch is on.
+    return generator.device
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Reverse the last axis (horizontal flip for N×C×H×W) of each example with probability `p`."""
+    flip = torch.rand(x.shape[0], generator=generator, device=_draw_device(generator)) < p
+    flip = flip.to(x.device).view(-1, *([1] * (x.dim() - 1)))
+    return torch.where(flip, x.flip(-1), x)
+
+
+def random_crop(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Zero-pad each side of N×C×H×W by `padding`, then cut an H×W window at a per-example random offset.
+
+    Offsets are uniform in 0..2*padding on each axis, as torchvision's RandomCrop(H, padding).
+    """
+    if x.dim() != 4:
+        raise ValueError(f"random_crop expects an N×C×H×W batch, got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    if padding == 0:
+        return x
+    padded = F.pad(x, (padding, padding, padding, padding))
+    dev = _draw_device(generator)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev).to(x.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev).to(x.device)
+    rows = dy[:, None] + torch.arange(h, device=x.device)  # N×H
+    cols = dx[:, None] + torch.arange(w, device=x.device)  # N×W
+    # One advanced-indexing gather builds all N windows at once (N×C×H×W), no loop over examples.
+    return padded[
+        torch.arange(n, device=x.device)[:, None, None, None],
+        torch.arange(c, device=x.device)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """OpenLTH's CIFAR-10 augmentation: random crop with zero padding 4, then random horizontal flip."""
+    return random_flip(random_crop(x, generator, padding=4), generator)
