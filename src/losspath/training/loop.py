@@ -87,6 +87,9 @@ def _train_locked(run: Run, data: Dataset, progress: bool, device: torch.device)
     augment = data.augment if hp.augment else None
     full_batch = hp.batch_size <= 0 or hp.batch_size >= n
     start_time = time.time()
+    order, order_epoch = None, None
+    last_metrics = {}
+    model.train()
 
     bar = tqdm(total=last, initial=t, desc=run.dir.name, unit="it", disable=None if progress else True,
                leave=False)
@@ -95,7 +98,7 @@ def _train_locked(run: Run, data: Dataset, progress: bool, device: torch.device)
         if t in schedule:
             save_state(run.checkpoint(t), model.state_dict())
         if (pos == 0 or t == last) and t != resumed_at:
-            _log_metrics(run, model, data, t, sums, device)
+            last_metrics = _log_metrics(run, model, data, t, sums, device)
             if sums[2]:
                 bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}")
             sums = [0.0, 0.0, 0]
@@ -106,12 +109,13 @@ def _train_locked(run: Run, data: Dataset, progress: bool, device: torch.device)
 
         for g in opt.param_groups:
             g["lr"] = lr_at(t, hp, per_epoch)
-        model.train()
         opt.zero_grad(set_to_none=True)
         if full_batch:
             index = torch.arange(n)
         else:
-            index = epoch_order(n, hp.order_seed, epoch)[pos * hp.batch_size:(pos + 1) * hp.batch_size]
+            if order_epoch != epoch:
+                order, order_epoch = epoch_order(n, hp.order_seed, epoch), epoch
+            index = order[pos * hp.batch_size:(pos + 1) * hp.batch_size]
         gen = _generator(hp.order_seed, epoch, pos, 1) if augment else None
         for lo in range(0, len(index), FULL_BATCH_CHUNK if full_batch else len(index)):
             x, y = data.train.batch(index[lo:lo + (FULL_BATCH_CHUNK if full_batch else len(index))])
@@ -131,11 +135,7 @@ def _train_locked(run: Run, data: Dataset, progress: bool, device: torch.device)
         bar.update(1)
     bar.close()
 
-    train_loss, train_error = evaluate(model, data.train, device=device)
-    test_loss, test_error = evaluate(model, data.test, device=device)
-    write_json(run.dir / "DONE", dict(last_step=last, train_loss=train_loss, train_error=train_error,
-                                      test_loss=test_loss, test_error=test_error,
-                                      wall_seconds=round(time.time() - start_time, 3)))
+    write_json(run.dir / "DONE", dict(last_step=last, **last_metrics, wall_seconds=round(time.time() - start_time, 3)))
     (run.dir / "resume.safetensors").unlink(missing_ok=True)
 
 
@@ -168,12 +168,17 @@ def _resume(run: Run, model, opt, device) -> tuple[int, list] | None:
     return int(meta["iteration"]), json.loads(meta["sums"])
 
 
-def _log_metrics(run: Run, model, data: Dataset, t: int, sums: list, device) -> None:
-    """Append metrics.csv rows: the mean over the epoch's training batches, and the exact test metrics."""
-    rows = []
+def _log_metrics(run: Run, model, data: Dataset, t: int, sums: list, device) -> dict:
+    """Append metrics.csv rows: the mean over the epoch's training batches, and the exact test metrics.
+
+    Returns them as a dict (test_loss, test_error and, after the first epoch, train_batches_loss/error).
+    """
+    rows, out = [], {}
     if sums[2]:
-        rows.append(f"{t},train_batches,{sums[0] / sums[2]:.6g},{sums[1] / sums[2]:.6g}")
+        out = dict(train_batches_loss=sums[0] / sums[2], train_batches_error=sums[1] / sums[2])
+        rows.append(f"{t},train_batches,{out['train_batches_loss']:.6g},{out['train_batches_error']:.6g}")
     loss, error = evaluate(model, data.test, device=device)
+    out.update(test_loss=loss, test_error=error)
     rows.append(f"{t},test,{loss:.6g},{error:.6g}")
     path = run.dir / "metrics.csv"
     new = not path.is_file()
@@ -181,6 +186,7 @@ def _log_metrics(run: Run, model, data: Dataset, t: int, sums: list, device) -> 
         if new:
             f.write("step,split,loss,error\n")
         f.write("\n".join(rows) + "\n")
+    return out
 
 
 def _truncate_metrics(run: Run, t: int | None) -> None:

@@ -1,0 +1,46 @@
+"""Helpers shared by the benchmark scripts: timing, GEMM rate, forward FLOPs of a network."""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    """The fastest of `repeats` wall-clock timings of fn(), in seconds (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def gemm_flops_per_second(n: int = 2048) -> float:
+    """Measured dense float32 matmul rate (FLOP/s) on this machine with the current thread count."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds = best_of(lambda: a @ b, repeats=5)
+    return 2 * n**3 / seconds
+
+
+def forward_flops(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-add FLOPs (2 per MAC) of the Linear and Conv layers for one example."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, nn.Linear):
+            total += 2 * mod.in_features * mod.out_features
+        elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            k = mod.weight[0].numel()  # in_channels/groups × kernel
+            total += 2 * k * out[0].numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    with torch.no_grad():
+        model.eval()
+        model(example[:1])
+    for h in handles:
+        h.remove()
+    return total
