@@ -1,0 +1,118 @@
+"""Summaries of a curve v(α) along a line, and distances between the endpoint states.
+
+Pure functions on numpy arrays (values in α order). Infinite values (a loss that overflowed) are allowed:
+an increase to inf is inf, and inf − inf counts as no change.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _values(values) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        raise ValueError("A curve needs at least one value.")
+    return v
+
+
+def _rise(v: np.ndarray, base) -> np.ndarray:
+    """v − base, with equal values (inf and inf included) giving exactly 0 instead of NaN."""
+    with np.errstate(invalid="ignore"):
+        return np.where(v == base, 0.0, v - base)
+
+
+def max_increase(values) -> float:
+    """Frankle 2020, Fig. 3: the maximum increase of v along the line over its value at the start,
+    max_α v(α) − v(α_0) with α_0 the first point (α = 0 on the usual grid); never below 0."""
+    v = _values(values)
+    return float(np.maximum(0.0, np.max(_rise(v, v[0]))))
+
+
+def barrier(alphas, values) -> float:
+    """Loss barrier (Frankle et al. 2020, linear mode connectivity): the largest height of v above the chord
+    between its endpoints, max_α v(α) − [(1 − t)·v(α_0) + t·v(α_last)], t = (α − α_0)/(α_last − α_0);
+    never below 0."""
+    a, v = np.asarray(alphas, dtype=np.float64).reshape(-1), _values(values)
+    if a.size != v.size:
+        raise ValueError(f"{a.size} alphas but {v.size} values.")
+    if v.size == 1 or a[-1] == a[0]:
+        return 0.0
+    t = (a - a[0]) / (a[-1] - a[0])
+    with np.errstate(invalid="ignore"):
+        chord = np.where(t == 0, v[0], np.where(t == 1, v[-1], (1 - t) * v[0] + t * v[-1]))
+    return float(np.maximum(0.0, np.max(_rise(v, chord))))
+
+
+def lucas_delta(values) -> float:
+    """Lucas et al. 2021 ("Analyzing monotonic linear interpolation"), Δ: the height of the largest bump,
+    max_j [v(j) − min_{i≤j} v(i)], the largest rise above the level where the rise began; 0 if monotone."""
+    v = _values(values)
+    return float(np.maximum(0.0, np.max(_rise(v, np.minimum.accumulate(v)))))
+
+
+def is_monotone(values, tol: float = 0.0) -> bool:
+    """Lucas et al. 2021, the MLI property: v is non-increasing along the line, every step v(j+1) − v(j) ≤ tol."""
+    v = _values(values)
+    return bool(np.all(_rise(v[1:], v[:-1]) <= tol))
+
+
+def plateau_end(alphas, values, fraction: float = 0.1) -> float:
+    """Wang et al. 2023 (the biased view of MLI), the plateau's length: the first α at which v has fallen by
+    `fraction` of its total drop, v(α) ≤ v(α_0) − fraction·[v(α_0) − v(α_last)]. NaN if v does not drop
+    (or the drop is not finite)."""
+    a, v = np.asarray(alphas, dtype=np.float64).reshape(-1), _values(values)
+    if a.size != v.size:
+        raise ValueError(f"{a.size} alphas but {v.size} values.")
+    drop = v[0] - v[-1]
+    if not np.isfinite(drop) or drop <= 0:
+        return math.nan
+    hit = np.nonzero(v <= v[0] - fraction * drop)[0]
+    return float(a[hit[0]])
+
+
+def _parameter_keys(start: dict, end: dict, parameter_names: Iterable[str] | None) -> list[str]:
+    if parameter_names is not None:
+        return list(parameter_names)
+    return [k for k in start if k in end and not k.rsplit(".", 1)[-1] in BUFFER_SUFFIXES]
+
+
+def distance(start: dict, end: dict, parameter_names: Iterable[str] | None = None) -> float:
+    """Euclidean distance ‖θ_end − θ_start‖ over parameters (Frankle 2020 measures how far training moves).
+
+    Buffers are excluded: by default, keys whose last component is running_mean, running_var or
+    num_batches_tracked; pass `parameter_names` (e.g. `[n for n, _ in model.named_parameters()]`) to be exact."""
+    total = 0.0
+    for k in _parameter_keys(start, end, parameter_names):
+        d = np.asarray(_numpy(end[k]), dtype=np.float64) - np.asarray(_numpy(start[k]), dtype=np.float64)
+        total += float(np.sum(d * d))
+    return math.sqrt(total)
+
+
+def relative_distance(start: dict, end: dict, parameter_names: Iterable[str] | None = None) -> float:
+    """‖θ_end − θ_start‖ / ‖θ_start‖ over parameters (buffers excluded as in `distance`); inf if θ_start = 0."""
+    keys = _parameter_keys(start, end, parameter_names)
+    norm = math.sqrt(sum(float(np.sum(np.asarray(_numpy(start[k]), dtype=np.float64) ** 2)) for k in keys))
+    d = distance(start, end, keys)
+    if norm == 0:
+        return 0.0 if d == 0 else math.inf
+    return d / norm
+
+
+def _numpy(x):
+    return x.detach().cpu().double().numpy() if hasattr(x, "detach") else x
+
+
+def summarize(alphas, values, prefix: str) -> dict[str, float | bool]:
+    """All curve metrics of one quantity, keys prefixed (e.g. "loss_max_increase")."""
+    return {
+        f"{prefix}_max_increase": max_increase(values),
+        f"{prefix}_barrier": barrier(alphas, values),
+        f"{prefix}_lucas_delta": lucas_delta(values),
+        f"{prefix}_monotone": is_monotone(values),
+        f"{prefix}_plateau_end": plateau_end(alphas, values),
+    }
