@@ -5,8 +5,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
+
+try:  # recent typer carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 from .errors import LosspathError
 
@@ -84,11 +88,14 @@ def main(argv: list[str] | None = None) -> None:
     except LosspathError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         raise SystemExit(e.exit_code)
-    except click.ClickException as e:
+    except NoArgsIsHelpError as e:
+        print(e.format_message(), file=sys.stderr)
+        raise SystemExit(2)
+    except ClickException as e:
         print(f"error: {e.format_message()}", file=sys.stderr)
         raise SystemExit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("error: interrupted.", file=sys.stderr)
         raise SystemExit(130)

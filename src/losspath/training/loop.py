@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoints import atomic_write_text, load_state, save_state, write_json
 from ..data import Dataset, load_dataset
+from ..device import resolve_device
 from ..errors import LosspathError
 from ..hparams import Hparams
 from ..models import build_model
@@ -45,10 +46,6 @@ def model_for(hp: Hparams, data: Dataset) -> torch.nn.Module:
                         poly_degree=hp.poly_degree, poly_interval=hp.poly_interval)
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = None,
           progress: bool = True, device: str | torch.device | None = None) -> Run:
     """Find the finished run for `hp` under `root`, or train it (resuming an interrupted one).
@@ -58,27 +55,37 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
     run = Run.for_hparams(hp, root)
     if run.is_complete:
         return run
+    # Check everything a user can get wrong before anything is written.
+    data = dataset if dataset is not None else load_dataset(hp.dataset, data_root)
+    plan = _plan(hp, len(data.train))
+    model = model_for(hp, data)
+    device = resolve_device(device)
     with run_lock(run.dir):
-        if run.is_complete:  # another process finished it while we waited for nothing
-            return run
-        data = dataset if dataset is not None else load_dataset(hp.dataset, data_root)
-        _train_locked(run, data, progress, torch.device(device) if device else default_device())
+        if not run.is_complete:  # another process may have finished it meanwhile
+            _train_locked(run, data, model, plan, progress, device)
     return run
 
 
-def _train_locked(run: Run, data: Dataset, progress: bool, device: torch.device) -> None:
-    hp = run.hparams
-    n = len(data.train)
+def _plan(hp: Hparams, n: int) -> dict:
+    """Iterations per epoch, the last iteration and the checkpoint schedule of a run on `n` examples."""
     per_epoch = iterations_per_epoch(n, hp.batch_size)
     last = parse_step(hp.steps, per_epoch)
     if last <= 0:
         raise LosspathError(f"Training length {hp.steps!r} is zero iterations; give a positive length.")
-    schedule = set(checkpoint_schedule(hp.checkpoints, last, per_epoch))
-    write_json(run.dir / "hparams.json", hp.to_dict())
-    write_json(run.dir / "run.json", dict(iterations_per_epoch=per_epoch, last_step=last,
-                                          schedule=sorted(schedule), num_train=n))
+    for text in (hp.milestones, hp.warmup):  # parse now so a typo fails before training starts
+        [parse_step(m, per_epoch) for m in text.split(",") if m.strip()]
+    return dict(iterations_per_epoch=per_epoch, last_step=last, num_train=n,
+                schedule=checkpoint_schedule(hp.checkpoints, last, per_epoch))
 
-    model = model_for(hp, data).to(device)
+
+def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, device: torch.device) -> None:
+    hp = run.hparams
+    n, per_epoch, last = plan["num_train"], plan["iterations_per_epoch"], plan["last_step"]
+    schedule = set(plan["schedule"])
+    write_json(run.dir / "hparams.json", hp.to_dict())
+    write_json(run.dir / "run.json", plan)
+
+    model = model.to(device)
     opt = make_optimizer(model, hp)
     resumed_at = _resume(run, model, opt, device)  # its metrics were logged before it was saved
     t, sums = resumed_at if resumed_at else (0, [0.0, 0.0, 0])
