@@ -81,6 +81,15 @@ def runs(root: Optional[Path] = RootOpt):
         typer.echo(f"{r['run']}  {r['state']:8s} {r['checkpoints']:3d} ckpts  {rest}")
 
 
+reproduce = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                        help="Reproduce a paper's experiments with one command.")
+app.add_typer(reproduce, name="reproduce")
+
+# --- study commands: each study module defines a typer-annotated `cli` function -----------------------
+# (registered here so `losspath --help` stays fast: the study modules are small and import lazily)
+# --- end of study commands ----------------------------------------------------------------------------
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user mistakes (bad flags, bad input files) print one line on stderr and exit 2."""
     try:

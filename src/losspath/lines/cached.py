@@ -1,0 +1,65 @@
+"""Lines between checkpoints of stored runs, cached inside the run directory.
+
+A line's result depends on the run, its two steps, the split, the scheme, the BatchNorm mode and the α
+grid; its file name is a hash of exactly those, so a rerun of a study reuses every finished line and an
+interrupted study resumes at the first missing one. Files are safetensors (no unpickling), written
+atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from ..checkpoints import load_state, save_state
+from ..data import Dataset
+from ..store import Run
+from .engine import evaluate_line
+from .result import LineResult
+
+
+def _key(run: Run, start: int, end: int, split: str, alphas: np.ndarray, options: dict) -> str:
+    blob = json.dumps(dict(run=run.dir.name, start=start, end=end, split=split, options=options,
+                           alphas=np.asarray(alphas, dtype=np.float64).round(12).tolist()), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_line(run: Run, model, data: Dataset, start_step: int | str, end_step: int | str = "last", *,
+             split: str = "test", points: int = 100, alphas=None, scheme: str = "all",
+             batchnorm: str = "interpolate", bn_batches: int | None = None, hold: str = "end",
+             device=None, progress: bool = False) -> LineResult:
+    """`evaluate_line` from checkpoint `start_step` to `end_step` of `run` on `data`'s `split`, cached.
+
+    BatchNorm `recompute` re-estimates statistics on the training split (without augmentation).
+    """
+    start, end = run.resolve_step(start_step), run.resolve_step(end_step)
+    alphas = np.linspace(0.0, 1.0, points) if alphas is None else np.asarray(alphas, dtype=np.float64)
+    options = dict(scheme=scheme, batchnorm=batchnorm, bn_batches=bn_batches, hold=hold)
+    path = run.dir / "lines" / f"{start}-{end}-{split}-{_key(run, start, end, split, alphas, options)}.safetensors"
+    if path.is_file():
+        return _read(path)
+    result = evaluate_line(model, run.state_path(start), run.state_path(end), data.split(split), alphas=alphas,
+                           scheme=scheme, batchnorm=batchnorm, bn_batches=bn_batches, hold=hold,
+                           train_data=data.train if batchnorm == "recompute" else None, device=device,
+                           progress=progress)
+    _write(path, result)
+    return result
+
+
+def _write(path, r: LineResult) -> None:
+    tensors = {name: torch.from_numpy(np.ascontiguousarray(getattr(r, name), dtype=np.float64))
+               for name in ("alphas", "loss", "error", "class_counts")}
+    meta = dict(num_examples=r.num_examples, scheme=r.scheme, batchnorm=r.batchnorm, distance=r.distance,
+                relative_distance=r.relative_distance)
+    save_state(path, tensors, metadata={"result": json.dumps(meta)})
+
+
+def _read(path) -> LineResult:
+    arrays = {k: v.numpy() for k, v in load_state(path).items()}
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["result"])
+    return LineResult(alphas=arrays["alphas"], loss=arrays["loss"], error=arrays["error"],
+                      class_counts=arrays["class_counts"].astype(np.int64), **meta)
