@@ -86,7 +86,9 @@ reproduce = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
 app.add_typer(reproduce, name="reproduce")
 
 # --- study commands: each study module defines a typer-annotated `cli` function -----------------------
-# (registered here so `losspath --help` stays fast: the study modules are small and import lazily)
+from .studies import frankle2020 as _frankle2020  # noqa: E402
+
+reproduce.command("frankle2020")(_frankle2020.cli)
 # --- end of study commands ----------------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""One short recipe per paper: each composes hparams → train → lines → metrics → plots."""

@@ -1,0 +1,175 @@
+"""Frankle 2020, "Revisiting 'Qualitatively characterizing neural network optimization problems'".
+
+For each setting and replicate: train with checkpoints at t ∈ {0} ∪ {2^k | k ≤ 10} ∪ {1000k | k > 1} (§2),
+evaluate the line θ(α) = (1−α)·θ_t + α·θ_last at 100 evenly spaced α on the test set for every saved t,
+and summarise each line by its maximum increase in loss and error (Fig. 3) and the other curve metrics.
+The recipe composes the library: Hparams → training.train → lines.run_line → metrics → plots.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+from tqdm.auto import tqdm
+
+from ..checkpoints import atomic_write_text
+from ..data import load_dataset
+from ..errors import LosspathError
+from ..hparams import Hparams, paper_defaults
+from ..lines import run_line
+from ..metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_end
+from ..training import model_for, train
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A network on a data set with its training hyperparameters."""
+
+    dataset: str
+    model: str
+    train: dict = field(default_factory=dict)
+    note: str = ""
+
+
+SETTINGS: dict[str, Setting] = {
+    # Embedded settings: real data that ships with pip packages, sized to run here in minutes.
+    "mnist1d-mlp": Setting("mnist1d", "lenet_300_100", dict(lr=0.1, batch_size=128, steps="40ep"),
+                           "LeNet-300-100 shape with OpenLTH's LeNet hyperparameters (the easy, MNIST-like case)"),
+    "mnist1d-resnet": Setting("mnist1d", "resnet1d_14_8", dict(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128,
+                                                             steps="16ep", milestones="8ep,12ep"),
+                              "1-D ResNet with BatchNorm, CIFAR-ResNet recipe scaled down (the harder, CIFAR-like case)"),
+    "digits-mlp": Setting("digits", "lenet_300_100", dict(lr=0.1, batch_size=128, steps="40ep"),
+                          "LeNet-300-100 on scikit-learn's 8×8 digits"),
+    "digits-convnet": Setting("digits", "convnet6", dict(lr=0.05, momentum=0.9, batch_size=128, steps="40ep"),
+                              "6-layer convnet on scikit-learn's 8×8 digits"),
+    # The paper's settings (OpenLTH hyperparameters); they need the user's data files under --data-root.
+    "mnist-lenet_300_100": Setting("mnist", "lenet_300_100", paper_defaults("lenet_300_100"), "Frankle 2020, MNIST"),
+    "cifar10-vgg_16": Setting("cifar10", "cifar_vgg_16", paper_defaults("cifar_vgg_16"), "Frankle 2020, CIFAR-10"),
+    "cifar10-resnet_20": Setting("cifar10", "cifar_resnet_20", paper_defaults("cifar_resnet_20"), "Frankle 2020, CIFAR-10"),
+    "imagenet-resnet_50": Setting("imagenet", "imagenet_resnet_50", paper_defaults("imagenet_resnet_50"),
+                                  "Frankle 2020, ImageNet"),
+}
+DEFAULT_SETTINGS = ("mnist1d-mlp", "mnist1d-resnet")
+BARRIER_TOL = 0.01  # a line "has a barrier" when its mean max loss increase exceeds this (nats)
+
+
+def hparams_for(name: str, replicate: int, steps: str | None = None) -> Hparams:
+    """The hyperparameters of replicate `replicate` (its init and data-order seed) of setting `name`."""
+    if name not in SETTINGS:
+        raise LosspathError(f"Unknown setting {name!r}; known settings: {', '.join(SETTINGS)}.")
+    s = SETTINGS[name]
+    overrides = dict(s.train, **({"steps": steps} if steps else {}))
+    return Hparams(dataset=s.dataset, model=s.model, seed=replicate, **overrides)
+
+
+def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 100, split: str = "test",
+              batchnorm: str = "interpolate", out: str | Path = "results/frankle2020", root=None, data_root=None,
+              steps: str | None = None, device=None, progress: bool = True) -> dict:
+    """Run (or reuse) every part of the study and write curves.csv, summary.csv, runs.csv and the figures.
+
+    `steps` overrides every setting's training length (for quick checks). Returns the three tables
+    (pandas) and the figure paths.
+    """
+    settings = list(settings)
+    for name in settings:
+        hparams_for(name, 0)
+    if replicates < 1 or points < 2:
+        raise LosspathError("--replicates must be at least 1 and --points at least 2.")
+    if split not in ("train", "test"):
+        raise LosspathError(f"Unknown split {split!r}; use 'train' or 'test'.")
+    if batchnorm not in ("interpolate", "recompute", "start", "end"):
+        raise LosspathError(f"Unknown BatchNorm mode {batchnorm!r}; use interpolate, recompute, start or end.")
+    out = Path(out)
+    started = time.time()
+    curves, summary, runs = [], [], []
+    jobs = [(name, r) for name in settings for r in range(replicates)]
+    for name, r in tqdm(jobs, desc="frankle2020", unit="run", disable=None if progress else True):
+        hp = hparams_for(name, r, steps)
+        data = load_dataset(hp.dataset, data_root)
+        t0 = time.time()
+        run = train(hp, root=root, dataset=data, progress=progress, device=device)
+        done = run.done()
+        runs.append(dict(setting=name, replicate=r, run=str(run.dir), test_loss=done["test_loss"],
+                         test_error=done["test_error"], last_step=done["last_step"]))
+        model = model_for(hp, data)
+        last = done["last_step"]
+        for t in [t for t in run.saved_steps() if t < last]:
+            line = run_line(run, model, data, t, last, split=split, points=points, batchnorm=batchnorm, device=device)
+            curves.append(pd.DataFrame(dict(setting=name, replicate=r, start_step=t, alpha=line.alphas, split=split,
+                                            loss=line.loss, error=line.error)))
+            summary.append(dict(setting=name, replicate=r, start_step=t, split=split, **line_summary(line)))
+        runs[-1]["seconds"] = round(time.time() - t0, 2)
+    tables = dict(curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary), runs=pd.DataFrame(runs))
+    out.mkdir(parents=True, exist_ok=True)
+    for key, frame in tables.items():
+        atomic_write_text(out / f"{key}.csv", frame.to_csv(index=False))
+    from ..plots.frankle import draw_all
+
+    figures = draw_all(tables["curves"], tables["summary"], out)
+    text = describe(tables, barrier_tol=BARRIER_TOL)
+    atomic_write_text(out / "findings.txt", text + "\n")
+    return dict(**tables, figures=figures, text=text, seconds=time.time() - started)
+
+
+def line_summary(line) -> dict:
+    """The per-line numbers of summary.csv (Frankle 2020 Fig. 3, plus barrier, Lucas Δ, plateau end)."""
+    a, loss, error = line.alphas, line.loss, line.error
+    return dict(max_loss_increase=max_increase(loss), max_error_increase=max_increase(error),
+                barrier=barrier(a, loss), error_barrier=barrier(a, error), lucas_delta=lucas_delta(loss),
+                plateau_end=plateau_end(a, loss), error_plateau_end=plateau_end(a, error),
+                monotone=is_monotone(loss), distance=line.distance)
+
+
+def describe(tables: dict, barrier_tol: float = BARRIER_TOL) -> str:
+    """The printed summary: per setting, final test error, the shape of the init path, barrier onset/end."""
+    lines = []
+    summary, runs = tables["summary"], tables["runs"]
+    for name, per_setting in summary.groupby("setting", sort=False):
+        r = runs[runs.setting == name]
+        init = per_setting[per_setting.start_step == 0]
+        mean_inc = per_setting.groupby("start_step").max_loss_increase.mean()
+        with_barrier = [int(t) for t, v in mean_inc.items() if v > barrier_tol]
+        lines.append(f"{name}: final test error {r.test_error.mean():.3f} ± {r.test_error.std(ddof=0):.3f} "
+                     f"({len(r)} replicates, {int(r.last_step.iloc[0])} iterations)")
+        lines.append(f"  from init: loss monotone in {int(init.monotone.sum())}/{len(init)} replicates, "
+                     f"max loss increase {init.max_loss_increase.mean():.3g}, largest bump (Lucas Δ) "
+                     f"{init.lucas_delta.mean():.3g}, loss plateau ends at α ≈ "
+                     f"{init.plateau_end.mean():.2f}, error plateau ends at α ≈ {init.error_plateau_end.mean():.2f}")
+        if with_barrier:
+            lines.append(f"  barrier (mean max loss increase > {barrier_tol}) from t = {with_barrier[0]} "
+                         f"to t = {with_barrier[-1]}; largest {mean_inc.max():.3g} at t = {int(mean_inc.idxmax())}")
+        else:
+            lines.append(f"  no barrier: mean max loss increase ≤ {barrier_tol} from every t "
+                         f"(largest {mean_inc.max():.3g} at t = {int(mean_inc.idxmax())})")
+    return "\n".join(lines)
+
+
+def cli(
+    setting: list[str] = typer.Option(list(DEFAULT_SETTINGS), "--setting", "-s",
+                                      help=f"Repeatable. Known: {', '.join(SETTINGS)}."),
+    replicates: int = typer.Option(3, "--replicates", "-r", help="Replicates per setting (seeds 0..R-1)."),
+    points: int = typer.Option(100, "--points", help="Evenly spaced α in [0, 1] per line."),
+    split: str = typer.Option("test", "--split", help="test (the paper's choice) or train."),
+    batchnorm: str = typer.Option("interpolate", "--batchnorm", help="interpolate, recompute, start or end."),
+    steps: Optional[str] = typer.Option(None, "--steps", help="Override every setting's training length."),
+    out: Path = typer.Option(Path("results/frankle2020"), "--out", help="Output directory."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
+    device: Optional[str] = typer.Option(None, "--device"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Frankle 2020, Figures 1-3: lines from every checkpoint t to the last one, 3 replicates.
+
+    Examples:
+      losspath reproduce frankle2020
+      losspath reproduce frankle2020 --setting cifar10-resnet_20 --data-root ~/data --batchnorm recompute
+    """
+    result = run_study(setting, replicates=replicates, points=points, split=split, batchnorm=batchnorm, out=out,
+                       root=root, data_root=data_root, steps=steps, device=device, progress=not quiet)
+    typer.echo(result["text"])
+    typer.echo(f"wrote {out}/curves.csv, summary.csv, runs.csv and {len(result['figures'])} figure files "
+               f"in {result['seconds']:.0f} s")
