@@ -1,0 +1,105 @@
+"""End-to-end runs of the Frankle 2020 study: embedded settings on real data, paper settings on tiny
+files in the real on-disk formats (short schedules), and the invariants of its tables."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from losspath.checkpoints import load_state
+from losspath.data import load_dataset
+from losspath.errors import LosspathError
+from losspath.store import Run
+from losspath.studies.frankle2020 import hparams_for, run_study
+from losspath.training import evaluate, model_for
+from test_data import write_cifar, write_imagenet, write_mnist
+
+POINTS = 5
+
+
+def check_tables(result, settings, replicates, tmp_out, data_root=None, split="test"):
+    curves, summary, runs = result["curves"], result["summary"], result["runs"]
+    assert list(curves.columns) == ["setting", "replicate", "start_step", "alpha", "split", "loss", "error"]
+    for col in ["max_loss_increase", "max_error_increase", "barrier", "lucas_delta", "plateau_end", "distance"]:
+        assert col in summary.columns
+    assert set(curves.setting) == set(settings) and len(runs) == len(settings) * replicates
+    # the α grid of every line is exactly linspace(0, 1, POINTS)
+    for _, line in curves.groupby(["setting", "replicate", "start_step"]):
+        np.testing.assert_array_equal(line.alpha.to_numpy(), np.linspace(0, 1, POINTS))
+    assert curves.error.between(0, 1).all() and (curves.split == split).all()
+    assert (summary.max_loss_increase >= 0).all() and (summary.max_error_increase >= 0).all()
+    assert len(summary) * POINTS == len(curves)
+    # the CSVs on disk load with pandas and hold the same tables
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_out / "curves.csv"), curves, check_dtype=False)
+    for name in ("fig1_from_init", "fig2_from_t", "fig3_max_increase"):
+        assert (tmp_out / f"{name}.png").stat().st_size > 1000 and (tmp_out / f"{name}.pdf").is_file()
+    # endpoints equal a direct evaluation of the checkpoints
+    for (name, r), per in curves.groupby(["setting", "replicate"]):
+        run = Run.open(runs[(runs.setting == name) & (runs.replicate == r)].run.iloc[0])
+        data = load_dataset(run.hparams.dataset, data_root)
+        model = model_for(run.hparams, data)
+        last = run.done()["last_step"]
+        for t in sorted(per.start_step.unique())[:2]:
+            line = per[per.start_step == t]
+            for alpha, step in ((0.0, t), (1.0, last)):
+                model.load_state_dict(load_state(run.checkpoint(step)))
+                loss, error = evaluate(model, data.split(split))
+                row = line[line.alpha == alpha].iloc[0]
+                assert row.loss == pytest.approx(loss, rel=1e-5, abs=1e-6)
+                assert row.error == pytest.approx(error, abs=1e-9)
+
+
+def test_embedded_settings_end_to_end_and_reuse(tmp_path):
+    settings = ["mnist1d-mlp", "mnist1d-resnet", "digits-mlp", "digits-convnet"]
+    out = tmp_path / "out"
+    result = run_study(settings, replicates=2, points=POINTS, steps="20it", out=out, progress=False)
+    check_tables(result, settings, 2, out)
+    # the start steps are the Frankle schedule below the last iteration
+    assert sorted(result["summary"].start_step.unique()) == [0, 1, 2, 4, 8, 16]
+    assert "mnist1d-resnet: final test error" in result["text"]
+    # a rerun reuses runs and cached lines: nothing is rewritten
+    lines = sorted((tmp_path / "runs").glob("*/lines/*.safetensors")) or sorted(
+        p for p in (Run.for_hparams(hparams_for("digits-mlp", 0, "20it")).dir / "lines").glob("*"))
+    mtimes = [p.stat().st_mtime_ns for p in lines]
+    again = run_study(settings, replicates=2, points=POINTS, steps="20it", out=out, progress=False)
+    assert [p.stat().st_mtime_ns for p in lines] == mtimes
+    pd.testing.assert_frame_equal(again["summary"], result["summary"])
+
+
+def test_train_split_and_recompute(tmp_path):
+    out = tmp_path / "out"
+    result = run_study(["mnist1d-resnet"], replicates=1, points=POINTS, steps="10it", split="train",
+                       batchnorm="recompute", out=out, progress=False)
+    curves = result["curves"]
+    assert (curves.split == "train").all() and curves.error.between(0, 1).all()
+    # with recomputed BatchNorm statistics the α = 1 point differs from the checkpoint's own statistics
+    interpolated = run_study(["mnist1d-resnet"], replicates=1, points=POINTS, steps="10it", split="train",
+                             out=tmp_path / "out2", progress=False)["curves"]
+    assert not np.allclose(curves.loss, interpolated.loss)
+
+
+def test_paper_settings_on_tiny_real_format_files(tmp_path):
+    data_root = tmp_path / "data"
+    write_mnist(data_root, gz=True, n_train=40, n_test=10)
+    write_cifar(data_root, 4, n=6)
+    write_imagenet(data_root)
+    settings = ["mnist-lenet_300_100", "cifar10-vgg_16", "cifar10-resnet_20", "imagenet-resnet_50"]
+    # OpenLTH's hyperparameters are the paper settings' own
+    hp = hparams_for("cifar10-resnet_20", 2)
+    assert (hp.lr, hp.momentum, hp.weight_decay, hp.batch_size, hp.steps, hp.milestones, hp.seed) == \
+        (0.1, 0.9, 1e-4, 128, "160ep", "80ep,120ep", 2)
+    assert (hparams_for("imagenet-resnet_50", 0).warmup, hparams_for("imagenet-resnet_50", 0).lr) == ("5ep", 0.4)
+    out = tmp_path / "out"
+    result = run_study(settings, replicates=1, points=POINTS, steps="2it", out=out, data_root=data_root,
+                       progress=False)
+    check_tables(result, settings, 1, out, data_root=data_root)
+    assert sorted(result["summary"].start_step.unique()) == [0, 1]
+
+
+def test_bad_study_arguments(tmp_path):
+    with pytest.raises(LosspathError, match="Unknown setting"):
+        run_study(["cifar100-resnet"], out=tmp_path)
+    with pytest.raises(LosspathError, match="Unknown split"):
+        run_study(split="val", out=tmp_path)
+    with pytest.raises(LosspathError, match="cannot download"):
+        run_study(["cifar10-resnet_20"], steps="1it", data_root=tmp_path / "empty", out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
