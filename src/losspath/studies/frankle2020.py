@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Optional
 
 import pandas as pd
+import torch
 import typer
-from tqdm.auto import tqdm
 
 from ..checkpoints import atomic_write_text
-from ..data import load_dataset
 from ..errors import LosspathError
 from ..hparams import Hparams, paper_defaults
-from ..lines import run_line
 from ..metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_end
-from ..training import model_for, train
+from ..store import Run
+from ..sweeps import cached_dataset, line_job, make_executor, train_job
+from ..training import plan_run
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,14 @@ def hparams_for(name: str, replicate: int, steps: str | None = None) -> Hparams:
 
 def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 100, split: str = "test",
               batchnorm: str = "interpolate", out: str | Path = "results/frankle2020", root=None, data_root=None,
-              steps: str | None = None, device=None, progress: bool = True) -> dict:
+              steps: str | None = None, device=None, progress: bool = True, executor: str = "local",
+              scheduler: str | None = None, workers: int | None = None, threads: int | None = None) -> dict:
     """Run (or reuse) every part of the study and write curves.csv, summary.csv, runs.csv and the figures.
 
-    `steps` overrides every setting's training length (for quick checks). Returns the three tables
-    (pandas) and the figure paths.
+    `steps` overrides every setting's training length (for quick checks). The jobs (a training run per
+    setting × replicate, a line per saved start step) go to `executor` (see losspath.sweeps), each with
+    `threads` torch threads (default: this process's count, so every executor gives the same numbers). Returns the
+    three tables (pandas) and the figure paths.
     """
     settings = list(settings)
     for name in settings:
@@ -83,27 +86,32 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
         raise LosspathError(f"Unknown split {split!r}; use 'train' or 'test'.")
     if batchnorm not in ("interpolate", "recompute", "start", "end"):
         raise LosspathError(f"Unknown BatchNorm mode {batchnorm!r}; use interpolate, recompute, start or end.")
+    root, data_root = (str(p) if p is not None else None for p in (root, data_root))
     out = Path(out)
     started = time.time()
-    curves, summary, runs = [], [], []
-    jobs = [(name, r) for name in settings for r in range(replicates)]
-    for name, r in tqdm(jobs, desc="frankle2020", unit="run", disable=None if progress else True):
-        hp = hparams_for(name, r, steps)
-        data = load_dataset(hp.dataset, data_root)
-        t0 = time.time()
-        run = train(hp, root=root, dataset=data, progress=progress, device=device)
-        done = run.done()
-        runs.append(dict(setting=name, replicate=r, run=str(run.dir), test_loss=done["test_loss"],
-                         test_error=done["test_error"], last_step=done["last_step"]))
-        model = model_for(hp, data)
-        last = done["last_step"]
-        for t in [t for t in run.saved_steps() if t < last]:
-            line = run_line(run, model, data, t, last, split=split, points=points, batchnorm=batchnorm, device=device)
-            curves.append(pd.DataFrame(dict(setting=name, replicate=r, start_step=t, alpha=line.alphas, split=split,
-                                            loss=line.loss, error=line.error)))
-            summary.append(dict(setting=name, replicate=r, start_step=t, split=split, **line_summary(line)))
-        runs[-1]["seconds"] = round(time.time() - t0, 2)
-    tables = dict(curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary), runs=pd.DataFrame(runs))
+    options = dict(split=split, points=points, batchnorm=batchnorm, device=device)
+    threads = threads or torch.get_num_threads()
+
+    # the job graph: train every run, then a line from each saved step below the last (Frankle 2020 §2)
+    runs, lines = {}, {}
+    plans = {}
+    for name in settings:
+        for r in range(replicates):
+            hp = hparams_for(name, r, steps)
+            plans[name, r] = plan_run(hp, len(cached_dataset(hp.dataset, data_root).train))
+    ex = make_executor(executor, scheduler=scheduler, workers=workers)
+    try:
+        for (name, r), plan in plans.items():
+            hp = hparams_for(name, r, steps)
+            runs[name, r] = ex.submit(train_job, hp, root, data_root, device, threads)
+            for t in plan["schedule"][:-1]:
+                lines[name, r, t] = ex.submit(line_job, runs[name, r], t, plan["last_step"], data_root, options, threads)
+        run_dirs = dict(zip(runs, ex.gather(list(runs.values()), "training", progress)))
+        results = dict(zip(lines, ex.gather(list(lines.values()), "lines", progress)))
+    finally:
+        ex.close()
+
+    tables = _tables(run_dirs, results, split)
     out.mkdir(parents=True, exist_ok=True)
     for key, frame in tables.items():
         atomic_write_text(out / f"{key}.csv", frame.to_csv(index=False))
@@ -113,6 +121,22 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
     text = describe(tables, barrier_tol=BARRIER_TOL)
     atomic_write_text(out / "findings.txt", text + "\n")
     return dict(**tables, figures=figures, text=text, seconds=time.time() - started)
+
+
+def _tables(run_dirs: dict, results: dict, split: str) -> dict:
+    """curves (one row per line × α), summary (one row per line) and runs (one row per run)."""
+    runs = []
+    for (name, r), run_dir in run_dirs.items():
+        done = Run.open(run_dir).done()
+        runs.append(dict(setting=name, replicate=r, run=run_dir, test_loss=done["test_loss"],
+                         test_error=done["test_error"], last_step=done["last_step"],
+                         train_seconds=done.get("wall_seconds")))
+    curves, summary = [], []
+    for (name, r, t), line in results.items():
+        curves.append(pd.DataFrame(dict(setting=name, replicate=r, start_step=t, alpha=line.alphas, split=split,
+                                        loss=line.loss, error=line.error)))
+        summary.append(dict(setting=name, replicate=r, start_step=t, split=split, **line_summary(line)))
+    return dict(curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary), runs=pd.DataFrame(runs))
 
 
 def line_summary(line) -> dict:
@@ -160,6 +184,10 @@ def cli(
     root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
     device: Optional[str] = typer.Option(None, "--device"),
+    executor: str = typer.Option("local", "--executor", help="local (in-process) or dask."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Start a local Dask cluster of N workers."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per job (default: all of this process's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Frankle 2020, Figures 1-3: lines from every checkpoint t to the last one, 3 replicates.
@@ -167,9 +195,11 @@ def cli(
     Examples:
       losspath reproduce frankle2020
       losspath reproduce frankle2020 --setting cifar10-resnet_20 --data-root ~/data --batchnorm recompute
+      losspath reproduce frankle2020 --executor dask --scheduler tcp://10.0.0.5:8786
     """
     result = run_study(setting, replicates=replicates, points=points, split=split, batchnorm=batchnorm, out=out,
-                       root=root, data_root=data_root, steps=steps, device=device, progress=not quiet)
+                       root=root, data_root=data_root, steps=steps, device=device, progress=not quiet,
+                       executor=executor, scheduler=scheduler, workers=workers, threads=threads)
     typer.echo(result["text"])
     typer.echo(f"wrote {out}/curves.csv, summary.csv, runs.csv and {len(result['figures'])} figure files "
                f"in {result['seconds']:.0f} s")

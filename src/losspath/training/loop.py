@@ -57,7 +57,7 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
         return run
     # Check everything a user can get wrong before anything is written.
     data = dataset if dataset is not None else load_dataset(hp.dataset, data_root)
-    plan = _plan(hp, len(data.train))
+    plan = plan_run(hp, len(data.train))
     model = model_for(hp, data)
     device = resolve_device(device)
     with run_lock(run.dir):
@@ -66,7 +66,7 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
     return run
 
 
-def _plan(hp: Hparams, n: int) -> dict:
+def plan_run(hp: Hparams, n: int) -> dict:
     """Iterations per epoch, the last iteration and the checkpoint schedule of a run on `n` examples."""
     per_epoch = iterations_per_epoch(n, hp.batch_size)
     last = parse_step(hp.steps, per_epoch)
