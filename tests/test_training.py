@@ -139,3 +139,17 @@ def test_corrupted_checkpoint_is_one_sentence(tmp_path):
         load_state(bad)
     with pytest.raises(LosspathError, match="does not exist"):
         load_state(tmp_path / "missing.safetensors")
+
+
+def test_two_process_gloo_matches_single_process(tmp_path, tiny_dataset):
+    """DistributedDataParallel over 2 CPU processes, global batch 32 split 16 + 16, vs one process."""
+    hp = HP.replace(model="mlp_16_16")
+    single = train(hp, root=tmp_path / "one", dataset=tiny_dataset, progress=False)
+    double = train(hp, root=tmp_path / "two", dataset=tiny_dataset, progress=False, nproc=2)
+    assert double.saved_steps() == single.saved_steps() and double.is_complete
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [double.dir.name]
+    for t in single.saved_steps():
+        a, b = load_state(single.checkpoint(t)), load_state(double.checkpoint(t))
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    assert double.done()["test_error"] == pytest.approx(single.done()["test_error"], abs=0.011)

@@ -44,11 +44,14 @@ def train(
     root: Optional[Path] = RootOpt,
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes for DistributedDataParallel (one per GPU; gloo on CPU)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Train a network with a dense checkpoint schedule (or reuse the finished run) and print its directory.
 
-    Example: losspath train --data mnist1d --model lenet_300_100 --steps 2ep --seed 0
+    Examples:
+      losspath train --data mnist1d --model lenet_300_100 --steps 2ep --seed 0
+      losspath train --data imagenet --model imagenet_resnet_50 --data-root ~/data --nproc 8
     """
     from .hparams import Hparams, paper_defaults
     from .training import train as train_run
@@ -58,7 +61,7 @@ def train(
     hp = Hparams(dataset=data, model=model, seed=seed, data_seed=data_seed, init_scale=init_scale,
                  activation=activation, bias=bias, augment=augment, checkpoints=checkpoints,
                  **{**paper_defaults(model), **{k: v for k, v in given.items() if v is not None}})
-    run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device)
+    run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc)
     done = run.done()
     typer.echo(f"test error {done['test_error']:.4f}, test loss {done['test_loss']:.4f}", err=True)
     typer.echo(str(run.dir))
@@ -81,6 +84,24 @@ def runs(root: Optional[Path] = RootOpt):
         typer.echo(f"{r['run']}  {r['state']:8s} {r['checkpoints']:3d} ckpts  {rest}")
 
 
+@app.command()
+def report(
+    directory: Path = typer.Argument(..., metavar="DIR", help="A study output directory (its CSVs and figures)."),
+    title: Optional[str] = typer.Option(None, "--title", help="Page title (default: from study.json or DIR's name)."),
+):
+    """Write DIR/report.html — settings, findings, figures and tables in one self-contained page — and print
+    its path.
+
+    \b
+    Examples:
+      losspath report results/frankle2020
+      losspath report results/mli_plateau --title "MLI plateau, 3 seeds"
+    """
+    from .report import write_report
+
+    typer.echo(str(write_report(directory, title=title)))
+
+
 reproduce = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                         help="Reproduce a paper's experiments with one command.")
 app.add_typer(reproduce, name="reproduce")
@@ -89,6 +110,26 @@ app.add_typer(reproduce, name="reproduce")
 from .studies import frankle2020 as _frankle2020  # noqa: E402
 
 reproduce.command("frankle2020")(_frankle2020.cli)
+
+
+def _lazy_study(module: str, summary: str):
+    """A `reproduce` command that imports the study module only when it runs (its own typer app parses the
+    arguments, --help included), so `losspath --help` does not import it."""
+    def command(ctx: typer.Context):
+        import importlib
+
+        study = importlib.import_module(f"{__package__}.studies.{module}")
+        study.app(args=list(ctx.args), prog_name=ctx.command_path, standalone_mode=False)
+
+    command.__doc__ = summary
+    return command
+
+
+_LAZY = dict(context_settings=dict(ignore_unknown_options=True, allow_extra_args=True), add_help_option=False)
+reproduce.command("mli-plateau", **_LAZY)(_lazy_study(
+    "mli_plateau", "MLI plateau vs depth, init scale and bias scheme (Wang, Wang, Zhou & Ge 2023); --help for options."))
+reproduce.command("mli-toy", **_LAZY)(_lazy_study(
+    "mli_toy", "The toy model of Wang, Wang, Zhou & Ge 2023: class biases over training, plateau vs r and init scale."))
 # --- end of study commands ----------------------------------------------------------------------------
 
 

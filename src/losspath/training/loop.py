@@ -8,6 +8,7 @@ one on the same machine, with no generator state to save.
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import numpy as np
@@ -47,10 +48,12 @@ def model_for(hp: Hparams, data: Dataset) -> torch.nn.Module:
 
 
 def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = None,
-          progress: bool = True, device: str | torch.device | None = None) -> Run:
+          progress: bool = True, device: str | torch.device | None = None, nproc: int = 1) -> Run:
     """Find the finished run for `hp` under `root`, or train it (resuming an interrupted one).
 
-    Returns the `Run`; its directory holds the checkpoints at every iteration of the schedule.
+    `nproc` > 1 trains with DistributedDataParallel in that many processes (NCCL on GPUs, gloo on CPU),
+    splitting each global batch across them. Returns the `Run`; its directory holds the checkpoints at
+    every iteration of the schedule.
     """
     run = Run.for_hparams(hp, root)
     if run.is_complete:
@@ -60,9 +63,18 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
     plan = plan_run(hp, len(data.train))
     model = model_for(hp, data)
     device = resolve_device(device)
+    if nproc < 1 or (nproc > 1 and hp.batch_size and hp.batch_size < nproc):
+        raise LosspathError(f"--nproc must be at least 1 and at most the batch size, not {nproc}.")
     with run_lock(run.dir):
         if not run.is_complete:  # another process may have finished it meanwhile
-            _train_locked(run, data, model, plan, progress, device)
+            write_json(run.dir / "hparams.json", hp.to_dict())
+            write_json(run.dir / "run.json", plan)
+            if nproc == 1:
+                _train_locked(run, data, model, plan, progress, device)
+            else:
+                from .distributed import spawn_training
+
+                spawn_training(_train_locked, run, data, plan, progress, device, nproc)
     return run
 
 
@@ -78,19 +90,27 @@ def plan_run(hp: Hparams, n: int) -> dict:
                 schedule=checkpoint_schedule(hp.checkpoints, last, per_epoch))
 
 
-def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, device: torch.device) -> None:
+def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, device: torch.device,
+                  rank: int = 0, world: int = 1) -> None:
+    """The loop. With world > 1 this is one rank of DistributedDataParallel: every rank draws the same global
+    batch and takes its contiguous share of it; the gradient all-reduce then gives the global batch's mean
+    gradient, and only rank 0 writes files."""
     hp = run.hparams
     n, per_epoch, last = plan["num_train"], plan["iterations_per_epoch"], plan["last_step"]
     schedule = set(plan["schedule"])
-    write_json(run.dir / "hparams.json", hp.to_dict())
-    write_json(run.dir / "run.json", plan)
-
+    main = rank == 0
     model = model.to(device)
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = make_optimizer(model, hp)
     resumed_at = _resume(run, model, opt, device)  # its metrics were logged before it was saved
     t, sums = resumed_at if resumed_at else (0, [0.0, 0.0, 0])
     resumed_at = t if resumed_at else None
-    _truncate_metrics(run, resumed_at)
+    if main:
+        _truncate_metrics(run, resumed_at)
     augment = data.augment if hp.augment else None
     full_batch = hp.batch_size <= 0 or hp.batch_size >= n
     start_time = time.time()
@@ -98,20 +118,20 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
     last_metrics = {}
     model.train()
 
-    bar = tqdm(total=last, initial=t, desc=run.dir.name, unit="it", disable=None if progress else True,
+    bar = tqdm(total=last, initial=t, desc=run.dir.name, unit="it", disable=None if progress and main else True,
                leave=False)
     while True:
         epoch, pos = divmod(t, per_epoch)
-        if t in schedule:
+        if t in schedule and main:
             save_state(run.checkpoint(t), model.state_dict())
-        if (pos == 0 or t == last) and t != resumed_at:
+        if (pos == 0 or t == last) and t != resumed_at and main:
             last_metrics = _log_metrics(run, model, data, t, sums, device)
             if sums[2]:
                 bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}")
             sums = [0.0, 0.0, 0]
         if t == last:
             break
-        if pos == 0 or t in schedule:
+        if (pos == 0 or t in schedule) and main:
             _save_resume(run, model, opt, t, sums)
 
         for g in opt.param_groups:
@@ -123,25 +143,32 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
             if order_epoch != epoch:
                 order, order_epoch = epoch_order(n, hp.order_seed, epoch), epoch
             index = order[pos * hp.batch_size:(pos + 1) * hp.batch_size]
-        gen = _generator(hp.order_seed, epoch, pos, 1) if augment else None
-        for lo in range(0, len(index), FULL_BATCH_CHUNK if full_batch else len(index)):
-            x, y = data.train.batch(index[lo:lo + (FULL_BATCH_CHUNK if full_batch else len(index))])
+        gen = _generator(hp.order_seed, epoch, pos, 1, rank) if augment else None
+        chunk = FULL_BATCH_CHUNK if full_batch else len(index)
+        stats = torch.zeros(2, dtype=torch.float64)  # summed loss and wrong predictions over the batch
+        for lo in range(0, len(index), chunk):
+            part = index[lo:lo + chunk].tensor_split(world)[rank]
+            x, y = data.train.batch(part)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if augment is not None:
                 x = augment(x, gen)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            (loss * (len(y) / len(index))).backward()
-            sums[0] += loss.item() * len(y) / len(index)
-            sums[1] += (logits.argmax(1) != y).float().mean().item() * len(y) / len(index)
+            logits = net(x)
+            loss = F.cross_entropy(logits, y, reduction="sum")
+            (loss * (world / len(index))).backward()  # DDP averages over ranks: the global batch mean
+            stats += torch.stack([loss.detach().double().cpu(), (logits.argmax(1) != y).sum().double().cpu()])
+        if world > 1:
+            torch.distributed.all_reduce(stats)
+        sums[0] += stats[0].item() / len(index)
+        sums[1] += stats[1].item() / len(index)
         sums[2] += 1
-        if not torch.isfinite(loss):
-            raise LosspathError(f"Training diverged (loss is {loss.item()}) at iteration {t}; lower the learning rate.")
+        if not math.isfinite(stats[0].item()):
+            raise LosspathError(f"Training diverged (loss is {stats[0].item()}) at iteration {t}; lower the learning rate.")
         opt.step()
         t += 1
         bar.update(1)
     bar.close()
-
+    if not main:
+        return
     write_json(run.dir / "DONE", dict(last_step=last, **last_metrics, wall_seconds=round(time.time() - start_time, 3)))
     (run.dir / "resume.safetensors").unlink(missing_ok=True)
 
