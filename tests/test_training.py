@@ -153,3 +153,32 @@ def test_two_process_gloo_matches_single_process(tmp_path, tiny_dataset):
         for k in a:
             torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
     assert double.done()["test_error"] == pytest.approx(single.done()["test_error"], abs=0.011)
+
+
+def test_perturbation_std_is_c_times_layer_std():
+    from losspath.perturb import perturb_state
+
+    g = torch.Generator().manual_seed(0)
+    state = {"fc.weight": torch.randn(400, 300, generator=g) * 3.0, "fc.bias": torch.zeros(300),
+             "bn.running_var": torch.ones(300)}
+    out = perturb_state(state, 0.01, torch.Generator().manual_seed(1))
+    noise = (out["fc.weight"].double() - state["fc.weight"].double())
+    assert noise.std().item() == pytest.approx(0.01 * state["fc.weight"].double().std().item(), rel=0.01)
+    assert torch.equal(out["fc.bias"], state["fc.bias"]) and torch.equal(out["bn.running_var"], state["bn.running_var"])
+    again = perturb_state(state, 0.01, torch.Generator().manual_seed(1))
+    assert torch.equal(again["fc.weight"], out["fc.weight"])
+
+
+def test_branch_starts_from_the_perturbed_parent(tmp_path, tiny_dataset):
+    from losspath.perturb import perturb_state
+    from losspath.training.loop import _generator
+
+    parent = train(HP, root=tmp_path, dataset=tiny_dataset, progress=False)
+    child_hp = HP.replace(init_from=f"{parent.dir.name}@16", perturb=0.25, perturb_seed=3, steps="1ep")
+    child = train(child_hp, root=tmp_path, dataset=tiny_dataset, progress=False)
+    expected = perturb_state(load_state(parent.checkpoint(16)), 0.25, _generator(3, 2))
+    assert states_equal(load_state(child.checkpoint(0)), expected)
+    twin = train(child_hp.replace(perturb=0.0), root=tmp_path, dataset=tiny_dataset, progress=False)
+    assert states_equal(load_state(twin.checkpoint(0)), load_state(parent.checkpoint(16)))
+    with pytest.raises(LosspathError, match="no checkpoint at iteration 5"):
+        train(HP.replace(init_from=f"{parent.dir.name}@5it"), root=tmp_path, dataset=tiny_dataset, progress=False)

@@ -38,6 +38,10 @@ class Hparams:
     warmup: str = ""  # e.g. "5ep": linear warmup from 0
     augment: bool = True  # use the data set's augmentation, if it has one
     checkpoints: str = "frankle"  # see losspath.steps.checkpoint_schedule
+    # start from another run's checkpoint instead of a fresh init (Liao & Poggio's branches)
+    init_from: str = ""  # "train_<hash>@STEP": a run in the same store, step as for Run.resolve_step
+    perturb: float = 0.0  # then add N(0, (perturb · std of each parameter tensor)²) (losspath.perturb)
+    perturb_seed: int = 0
 
     @property
     def order_seed(self) -> int:

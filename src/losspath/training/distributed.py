@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 
 def _rank(rank: int, loop, run, data, plan, progress, device_type, nproc, port) -> None:
-    from .loop import model_for
+    from .loop import initial_model
 
     cuda = device_type == "cuda"
     dist.init_process_group("nccl" if cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
@@ -30,7 +30,7 @@ def _rank(rank: int, loop, run, data, plan, progress, device_type, nproc, port) 
         device = torch.device("cuda", rank) if cuda else torch.device("cpu")
         if cuda:
             torch.cuda.set_device(device)
-        loop(run, data, model_for(run.hparams, data), plan, progress, device, rank=rank, world=nproc)
+        loop(run, data, initial_model(run.hparams, data, run.dir.parent), plan, progress, device, rank=rank, world=nproc)
     finally:
         dist.destroy_process_group()
 

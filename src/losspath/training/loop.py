@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +24,8 @@ from ..errors import LosspathError
 from ..hparams import Hparams
 from ..models import build_model
 from ..steps import checkpoint_schedule, iterations_per_epoch, parse_step
-from ..store import Run, run_lock
+from ..perturb import perturb_state
+from ..store import Run, default_root, run_lock
 from .evaluate import evaluate
 from .optim import lr_at, make_optimizer
 
@@ -47,6 +49,19 @@ def model_for(hp: Hparams, data: Dataset) -> torch.nn.Module:
                         poly_degree=hp.poly_degree, poly_interval=hp.poly_interval)
 
 
+def initial_model(hp: Hparams, data: Dataset, root) -> torch.nn.Module:
+    """The network at iteration 0: `model_for`'s fresh init, or the `init_from` checkpoint of another run
+    in the same store, perturbed layer-wise by `perturb` (Liao & Poggio's branches)."""
+    model = model_for(hp, data)
+    if hp.init_from:
+        parent, _, step = hp.init_from.partition("@")
+        parent_run = Run.open(Path(root or default_root()) / parent)
+        model.load_state_dict(load_state(parent_run.state_path(step or "last")))
+    if hp.perturb:
+        model.load_state_dict(perturb_state(model.state_dict(), hp.perturb, _generator(hp.perturb_seed, 2)))
+    return model
+
+
 def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = None,
           progress: bool = True, device: str | torch.device | None = None, nproc: int = 1) -> Run:
     """Find the finished run for `hp` under `root`, or train it (resuming an interrupted one).
@@ -61,7 +76,7 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
     # Check everything a user can get wrong before anything is written.
     data = dataset if dataset is not None else load_dataset(hp.dataset, data_root)
     plan = plan_run(hp, len(data.train))
-    model = model_for(hp, data)
+    model = initial_model(hp, data, root)
     device = resolve_device(device)
     if nproc < 1 or (nproc > 1 and hp.batch_size and hp.batch_size < nproc):
         raise LosspathError(f"--nproc must be at least 1 and at most the batch size, not {nproc}.")
