@@ -184,14 +184,22 @@ def test_first_layer_found_through_flatten_and_not_after_transform():
     assert result.info["first_layer"] is None
 
 
-def test_chunking_and_batching_do_not_change_the_result():
+def test_chunking_and_batching_do_not_change_the_result(monkeypatch):
+    from losspath.lines import engine
+
     start, end = endpoints(BNNet)
     x, y = data(BNNet, 70, 1)
     train = data(BNNet, 90, 2)
     kwargs = dict(alphas=np.linspace(-0.2, 1.2, 15), batchnorm="recompute", train_data=train, progress=False)
     wide = evaluate_line(BNNet(), start, end, (x, y), **kwargs)
     narrow = evaluate_line(BNNet(), start, end, (x, y), max_memory=20_000, **kwargs)
+    monkeypatch.setattr(engine, "WORKING_SET", 50_000)
+    split = evaluate_line(BNNet(), start, end, (x, y), batch_size=32, **kwargs)
     assert wide.info["chunk"] == 15 and narrow.info["chunk"] < 15
+    assert split.info["chunk"] == 15 and 1 < split.info["per_call"] < 15
+    loss, _ = reference_curve(BNNet, start, end, x, y, kwargs["alphas"], bn_mode="recompute", train=train,
+                              bn_batch=32)
+    np.testing.assert_allclose(split.loss, loss, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(narrow.loss, wide.loss, rtol=1e-6)
     np.testing.assert_array_equal(narrow.class_counts, wide.class_counts)
 
@@ -388,3 +396,15 @@ def test_result_frame_and_summary():
     summary = result.summary()
     assert {"loss_max_increase", "loss_barrier", "loss_lucas_delta", "loss_monotone", "loss_plateau_end",
             "error_max_increase", "relative_distance"} <= set(summary)
+
+
+def test_nothing_moves_when_the_scheme_holds_everything():
+    start, end = endpoints(lambda: MLP(bias=False))
+    x, y = data(MLP, 30, 12)
+    result = evaluate_line(MLP(bias=False), start, end, (x, y), points=4, scheme="biases", hold="start",
+                           progress=False)
+    net = MLP(bias=False)
+    net.load_state_dict(start)
+    with torch.no_grad():
+        loss = F.cross_entropy(net(x), y).item()
+    np.testing.assert_allclose(result.loss, np.full(4, loss), rtol=1e-6)

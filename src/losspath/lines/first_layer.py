@@ -66,6 +66,8 @@ class FirstLayerShortcut(nn.Module):
       "lerp"            lerp(W_s x + b_s, W_e x + b_e, a)   bias coefficient equal to a, or bias held (b_s = b_e)
       "lerp_plus_bias"  lerp(W_s x, W_e x, a) + b(α)         any other bias coefficient
       "held"            W x + b(α)                           weight held at one endpoint
+    The endpoint outputs are cached until `new_batch()`, so the α of one batch split over several vmapped calls
+    still cost two first-layer evaluations in all. The caller must call `new_batch()` whenever x changes.
     """
 
     def __init__(self, layer: nn.Module):
@@ -73,13 +75,16 @@ class FirstLayerShortcut(nn.Module):
         self.layer = [layer]  # a list hides it from named_modules / functional_call
         self.register_buffer("weight_coef", torch.zeros(()))
         self.register_buffer("bias", None)
-        self.mode = "lerp"
-        self.weight_start = self.weight_end = self.bias_start = self.bias_end = None
+        self.configure("lerp", None, None)
 
     def configure(self, mode, weight_start, weight_end, bias_start=None, bias_end=None):
         self.mode = mode
         self.weight_start, self.weight_end = weight_start, weight_end
         self.bias_start, self.bias_end = bias_start, bias_end
+        self.new_batch()
+
+    def new_batch(self) -> None:
+        self.cache = None
 
     def _apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         layer = self.layer[0]
@@ -91,16 +96,21 @@ class FirstLayerShortcut(nn.Module):
         # bias over the channel dimension: (C,) for Linear, (C, 1, 1) for Conv2d
         return b if isinstance(self.layer[0], nn.Linear) else b.view(-1, *([1] * (out.dim() - 2)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _endpoint_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.mode == "held":
-            out = self._apply_weight(x, self.weight_start)
-            return out if self.bias is None else out + self._shape(self.bias, out)
-        u = self._apply_weight(x, self.weight_start)
-        v = self._apply_weight(x, self.weight_end)
-        if self.mode == "lerp":
-            if self.bias_start is not None:
-                u = u + self._shape(self.bias_start, u)
-                v = v + self._shape(self.bias_end, v)
-            return torch.lerp(u, v, self.weight_coef)
-        out = torch.lerp(u, v, self.weight_coef)
+            return (self._apply_weight(x, self.weight_start),)
+        u, v = self._apply_weight(x, self.weight_start), self._apply_weight(x, self.weight_end)
+        if self.mode == "lerp" and self.bias_start is not None:
+            u, v = u + self._shape(self.bias_start, u), v + self._shape(self.bias_end, v)
+        return u, v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cache is None or self.cache[0].shape[0] != x.shape[0]:
+            self.cache = self._endpoint_outputs(x)
+        if self.mode == "held":
+            out = self.cache[0]
+        else:
+            out = torch.lerp(self.cache[0], self.cache[1], self.weight_coef)
+            if self.mode == "lerp":
+                return out
         return out if self.bias is None else out + self._shape(self.bias, out)

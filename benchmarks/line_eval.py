@@ -1,0 +1,242 @@
+"""Line evaluation speed: losspath's engine vs loss-landscapes, a plain load_state_dict loop and the dense
+FLOP limit, all measured in this run (Frankle 2020's setting: 100 points, LeNet-300-100 on MNIST-shaped data).
+
+    PYTHONPATH=src python benchmarks/line_eval.py            # full run (a few minutes on 2 cores)
+    PYTHONPATH=src python benchmarks/line_eval.py --quick    # smaller sizes, for a smoke test
+
+Every timing is the best of `--repeats` interleaved runs (robust to other processes on the machine); CPU
+seconds (this process, all threads) are printed too. Peak RSS is measured in fresh subprocesses, one per
+configuration, each reporting its own VmHWM (/proc/self/status; ru_maxrss would carry over the parent's
+peak through fork + exec).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from losspath.lines import evaluate_line  # noqa: E402
+from losspath.models import build_model  # noqa: E402
+
+THREADS = 2
+
+
+def timed(fn, repeats: int, results: dict, name: str):
+    """Run fn, keep its best wall time and the CPU time of that run."""
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        value = fn()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if name not in results or wall < results[name][0]:
+            results[name] = (wall, cpu, value)
+
+
+def endpoints(name, shape):
+    start = build_model(name, shape, 10, seed=0)
+    end = build_model(name, shape, 10, seed=1)
+    return start, end
+
+
+def plain_line(model, start, end, x, y, alphas, batch=1000, train=None):
+    """The textbook loop: load θ(α) with load_state_dict, optionally re-estimate BN, evaluate in batches."""
+    net = copy.deepcopy(model).eval()
+    losses = []
+    with torch.inference_mode():
+        for a in alphas:
+            net.load_state_dict({k: (1 - a) * start[k] + a * end[k] if start[k].is_floating_point() else end[k]
+                                 for k in start})
+            if train is not None:
+                for m in net.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.momentum = None
+                        m.reset_running_stats()
+                net.train()
+                for i in range(0, len(train[0]), 128):
+                    net(train[0][i : i + 128])
+                net.eval()
+            total = 0.0
+            for i in range(0, len(y), batch):
+                total += F.cross_entropy(net(x[i : i + batch]), y[i : i + batch], reduction="sum").item()
+            losses.append(total / len(y))
+    return np.array(losses)
+
+
+def forward_flops(model, x) -> float:
+    """Multiply-adds × 2 of the Linear and Conv layers for one forward of x."""
+    flops = [0.0]
+
+    def count(m, args, out):
+        if isinstance(m, nn.Linear):
+            flops[0] += 2.0 * out.numel() * m.in_features
+        elif isinstance(m, nn.modules.conv._ConvNd):
+            flops[0] += 2.0 * out.numel() * (m.in_channels // m.groups) * int(np.prod(m.kernel_size))
+
+    handles = [m.register_forward_hook(count) for m in model.modules()]
+    with torch.inference_mode():
+        model(x)
+    for h in handles:
+        h.remove()
+    return flops[0]
+
+
+def gemm_rate(m, k, n, repeats=5) -> float:
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * m * k * n / best
+
+
+def loss_landscapes_line(model_start, model_end, x, y, steps):
+    import loss_landscapes
+    import loss_landscapes.metrics
+
+    metric = loss_landscapes.metrics.Loss(nn.CrossEntropyLoss(), x, y)
+    return loss_landscapes.linear_interpolation(model_start, model_end, metric, steps, deepcopy_model=True)
+
+
+def lenet_case(n, points, repeats):
+    print(f"\n== LeNet-300-100, {points} points, {n} MNIST-shaped random examples, {THREADS} threads ==")
+    torch.manual_seed(0)
+    x, y = torch.randn(n, 1, 28, 28), torch.randint(0, 10, (n,))
+    model_start, model_end = endpoints("lenet_300_100", (1, 28, 28))
+    start, end = model_start.state_dict(), model_end.state_dict()
+    alphas = np.linspace(0, 1, points)
+    results = {}
+    try:
+        import loss_landscapes  # noqa: F401
+
+        have_ll = True
+    except Exception as e:  # noqa: BLE001
+        print(f"loss-landscapes unavailable: {type(e).__name__}: {e}")
+        have_ll = False
+    evaluate_line(model_start, start, end, (x[:500], y[:500]), points=points, progress=False)  # warm-up
+    for _ in range(repeats):
+        timed(lambda: evaluate_line(model_start, start, end, (x, y), points=points, progress=False), 1, results,
+              "losspath evaluate_line")
+        timed(lambda: evaluate_line(model_start, start, end, (x, y), points=points, progress=False,
+                                    first_layer_shortcut=False), 1, results, "losspath, no first-layer shortcut")
+        if have_ll:
+            timed(lambda: loss_landscapes_line(model_start, model_end, x, y, points), 1, results,
+                  "loss_landscapes.linear_interpolation")
+        timed(lambda: plain_line(model_start, start, end, x, y, alphas), 1, results, "plain load_state_dict loop")
+    flops = forward_flops(model_start, x[:1]) * n * points
+    rate = gemm_rate(n, 784, 300)
+    results["dense FLOP limit"] = (flops / rate, float("nan"), None)
+    print(f"forward: {flops / n / points / 1e6:.3f} MFLOP/example; GEMM {n}x784x300: {rate / 1e9:.0f} GFLOP/s")
+    ours = results["losspath evaluate_line"]
+    print(f"engine plan: {ours[2].info}")
+    plain = results["plain load_state_dict loop"][2]
+    print(f"max |loss - plain loop| = {np.max(np.abs(ours[2].loss - plain)):.2e}")
+    if have_ll:
+        ll = results["loss_landscapes.linear_interpolation"][2]  # at α = 1/steps ... 1
+        print(f"loss-landscapes at α=1: {ll[-1]:.6f}, ours: {ours[2].loss[-1]:.6f}")
+    table(results, "losspath evaluate_line")
+    return results
+
+
+def resnet_case(n_test, n_train, points, repeats):
+    print(f"\n== CIFAR ResNet-20, {points} points, {n_test} test / {n_train} train CIFAR-shaped random examples ==")
+    torch.manual_seed(0)
+    x, y = torch.randn(n_test, 3, 32, 32), torch.randint(0, 10, (n_test,))
+    train = (torch.randn(n_train, 3, 32, 32), torch.randint(0, 10, (n_train,)))
+    model_start, model_end = endpoints("cifar_resnet_20", (3, 32, 32))
+    start, end = model_start.state_dict(), model_end.state_dict()
+    alphas = np.linspace(0, 1, points)
+    results = {}
+    for _ in range(repeats):
+        timed(lambda: evaluate_line(model_start, start, end, (x, y), points=points, progress=False), 1, results,
+              "losspath, BN interpolate")
+        timed(lambda: plain_line(model_start, start, end, x, y, alphas, batch=200), 1, results,
+              "plain loop, BN interpolate")
+        timed(lambda: evaluate_line(model_start, start, end, (x, y), points=points, progress=False,
+                                    batchnorm="recompute", train_data=train), 1, results, "losspath, BN recompute")
+        timed(lambda: plain_line(model_start, start, end, x, y, alphas, batch=200, train=train), 1, results,
+              "plain loop, BN recompute")
+    for mode in ("interpolate", "recompute"):
+        ours, plain = results[f"losspath, BN {mode}"][2], results[f"plain loop, BN {mode}"][2]
+        print(f"BN {mode}: max |loss - plain loop| = {np.max(np.abs(ours.loss - plain)):.2e}; plan {ours.info}")
+    table(results, "losspath, BN interpolate")
+    return results
+
+
+def table(results, ours_key):
+    ours = results[ours_key][0]
+    print(f"{'method':40s} {'wall s':>9s} {'cpu s':>9s} {'÷ ' + ours_key[:22]:>26s}")
+    for name, (wall, cpu, _) in results.items():
+        print(f"{name:40s} {wall:9.3f} {cpu:9.2f} {wall / ours:25.1f}x")
+
+
+def rss_child(case: str, points: int, n: int) -> None:
+    """Subprocess body: one evaluation, then print this process's peak RSS (MiB) as JSON."""
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    if case == "lenet":
+        x, y = torch.randn(n, 1, 28, 28), torch.randint(0, 10, (n,))
+        s, e = endpoints("lenet_300_100", (1, 28, 28))
+    else:
+        x, y = torch.randn(n, 3, 32, 32), torch.randint(0, 10, (n,))
+        s, e = endpoints("cifar_resnet_20", (3, 32, 32))
+    if points > 0:
+        evaluate_line(s, s.state_dict(), e.state_dict(), (x, y), points=points, progress=False)
+    print(json.dumps({"rss_mib": peak_rss_self_mib()}))
+
+
+def peak_rss_self_mib() -> float:
+    """This process's peak resident set: VmHWM on Linux (reset by exec), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss(case: str, points: int, n: int) -> float:
+    out = subprocess.run([sys.executable, __file__, "--rss-child", case, str(points), str(n)], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["rss_mib"]
+
+
+def memory_case(case: str, n: int, points: int):
+    base, one, many = (peak_rss(case, p, n) for p in (0, 1, points))
+    print(f"{case}: peak RSS  setup only {base:.0f} MiB | 1 point {one:.0f} MiB | {points} points {many:.0f} MiB"
+          f"  → {many / one:.2f}x the single-point peak (goal ≤ 2x)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rss-child", nargs=3, metavar=("CASE", "POINTS", "N"))
+    args = parser.parse_args()
+    if args.rss_child:
+        case, points, n = args.rss_child
+        return rss_child(case, int(points), int(n))
+    torch.set_num_threads(THREADS)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    n, rn_test, rn_train = (2000, 200, 400) if args.quick else (10_000, 1000, 2000)
+    lenet_case(n, 100, args.repeats)
+    resnet_case(rn_test, rn_train, 11, 1 if args.quick else max(1, args.repeats - 1))
+    print("\n== peak memory (fresh subprocess per row) ==")
+    memory_case("lenet", n, 100)
+    memory_case("resnet", rn_test, 11)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Stacked states of many α and the vmapped forward pass that evaluates them together.
+
+The torch.func "model ensembling" recipe: tensors that move with α are stacked along a new leading dimension
+and `vmap(functional_call(model, ...))` runs every α of the stack in one call; tensors that do not move
+(held at an endpoint, integer buffers) are passed once, unstacked. A model vmap cannot run (data-dependent
+control flow, `.item()`) is evaluated one α at a time instead, with a warning.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from ..errors import LosspathError
+from .batchnorm import CumulativeAverage, batch_statistics, tracked_batchnorms
+from .first_layer import FirstLayerShortcut
+from .schemes import Rule, module_of
+from .states import State, blend
+
+
+class StackedLine:
+    """A private copy of the model with endpoint states and rules; builds per-chunk stacks and runs them."""
+
+    def __init__(self, net: nn.Module, start: State, end: State, rules: dict[str, Rule], first: str | None):
+        self.net, self.start, self.end, self.rules, self.first = net, start, end, rules, first
+        self.device = next(iter(end.values())).device if end else torch.device("cpu")
+        self.vectorize, self.verified, self.record = True, False, {}
+        self.bn_names = sorted({module_of(k) for k, r in rules.items() if r.recompute})
+        stray = [name for name in self.bn_names if name not in tracked_batchnorms(net)]
+        if stray:
+            raise LosspathError(f"batchnorm='recompute' needs BatchNorm modules; {', '.join(stray)} are not.")
+        self.shortcut = None
+        if first is not None:
+            self.shortcut = FirstLayerShortcut(net.get_submodule(first))
+            parent, _, child = first.rpartition(".")
+            if first == "":  # the whole model is one layer (softmax regression)
+                self.net = self.shortcut
+            else:
+                setattr(net.get_submodule(parent) if parent else net, child, self.shortcut)
+
+    def _key(self, name: str) -> str:
+        return f"{self.first}.{name}" if self.first else name
+
+    def _first_keys(self) -> set[str]:
+        return {self._key("weight"), self._key("bias")} if self.first is not None else set()
+
+    def bytes_per_alpha(self) -> int:
+        """Bytes of the stacked tensors per α (the first layer's weight is never stacked)."""
+        skip = self._first_keys()
+        return sum(self.end[k].numel() * self.end[k].element_size()
+                   for k, r in self.rules.items() if r.constant is None and k not in skip)
+
+    def new_batch(self) -> None:
+        if self.shortcut is not None:
+            self.shortcut.new_batch()
+
+    def _value(self, key: str, a: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """The tensor of `key` for alphas `a`, and whether it is stacked over α."""
+        rule = self.rules[key]
+        if rule.constant is not None:
+            return (self.start if rule.constant == 0 else self.end)[key], False
+        return blend(self.start[key], self.end[key], rule.coefficients(a)), True
+
+    def states(self, a: torch.Tensor) -> tuple[State, State]:
+        """(stacked, fixed): the tensors that move, stacked over the alphas `a`, and those that do not."""
+        stacked, fixed = {}, {}
+        skip = self._first_keys()
+        for k, rule in self.rules.items():
+            if rule.recompute or k in skip:
+                continue
+            value, is_stacked = self._value(k, a)
+            (stacked if is_stacked else fixed)[k] = value
+        if self.first is not None:
+            self._configure_first(a, stacked, fixed)
+        return stacked, fixed
+
+    def _configure_first(self, a, stacked, fixed) -> None:
+        w, b = self._key("weight"), self._key("bias")
+        wrule, brule = self.rules[w], self.rules.get(b)
+        if wrule.constant is not None:
+            self.shortcut.configure("held", self._value(w, a)[0], None)
+        else:
+            stacked[self._key("weight_coef")] = wrule.coefficients(a).to(self.end[w].dtype)
+            if brule is None:
+                return self.shortcut.configure("lerp", self.start[w], self.end[w])
+            if brule.constant is not None:
+                held = self._value(b, a)[0]
+                return self.shortcut.configure("lerp", self.start[w], self.end[w], held, held)
+            if brule.power == wrule.power:
+                return self.shortcut.configure("lerp", self.start[w], self.end[w], self.start[b], self.end[b])
+            self.shortcut.configure("lerp_plus_bias", self.start[w], self.end[w])
+        if brule is not None:
+            value, is_stacked = self._value(b, a)
+            (stacked if is_stacked else fixed)[b] = value
+
+    def forward(self, stacked: State, fixed: State, x: torch.Tensor, n: int):
+        """(logits (n, batch, classes), recorded BN statistics stacked over α) for the n alphas of `stacked`."""
+        record = self.record
+
+        def single(state, x):
+            out = functional_call(self.net, (state, fixed), (x,))
+            return out, dict(record)
+
+        if not stacked:  # nothing moves: one forward serves every α
+            out, stats = single({}, x)
+            return out.expand(n, *out.shape), {k: tuple(t.expand(n, *t.shape) for t in v) for k, v in stats.items()}
+        if self.vectorize:
+            try:
+                result = vmap(single, in_dims=(0, None))(stacked, x)
+                self.verified = True
+                return result
+            except Exception as e:
+                if self.verified:
+                    raise
+                warnings.warn(f"torch.func.vmap cannot run this model ({type(e).__name__}: {e}); "
+                              "evaluating one alpha at a time.", stacklevel=4)
+                self.vectorize = False
+                self.new_batch()
+        outs = [single({k: v[i] for k, v in stacked.items()}, x) for i in range(n)]
+        logits = torch.stack([o[0] for o in outs])
+        stats = {k: (torch.stack([o[1][k][0] for o in outs]), torch.stack([o[1][k][1] for o in outs]))
+                 for k in outs[0][1]}
+        return logits, stats
+
+    def recompute(self, stacked: State, fixed: State, train_batches, n: int, per_call: int) -> State:
+        """Running statistics at every α of the stack: the exact cumulative average over `train_batches`."""
+        average = [CumulativeAverage() for _ in range(0, n, per_call)]
+        with batch_statistics(self.net, self.bn_names) as record:
+            self.record = record
+            try:
+                for x, _ in train_batches:
+                    self.new_batch()
+                    for i, lo in enumerate(range(0, n, per_call)):
+                        part = {k: v[lo : lo + per_call] for k, v in stacked.items()}
+                        average[i].add(self.forward(part, fixed, x, min(per_call, n - lo))[1])
+            finally:
+                self.record = {}
+                self.new_batch()
+        if average[0].batches == 0:
+            raise LosspathError("The training data for batchnorm='recompute' is empty.")
+        parts = [avg.result(torch.float64) for avg in average]
+        return {k: torch.cat([p[k] for p in parts]).to(self.end[k].dtype) for k in parts[0] if k in self.rules}
