@@ -55,7 +55,8 @@ def batch_statistics(model: nn.Module, names: list[str]):
 
 def _record(record: dict, name: str, x: torch.Tensor) -> None:
     dims = [0] + list(range(2, x.dim()))
-    record[name] = (x.mean(dims), x.var(dims, correction=1))
+    var, mean = torch.var_mean(x, dims, correction=1)
+    record[name] = (mean, var)
 
 
 class CumulativeAverage:

@@ -50,7 +50,8 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     batchnorm  "interpolate" running statistics move with α; "recompute" re-estimates them at each α from
                `train_data` (first `bn_batches` batches, batch_size or 128 per batch); "start"/"end" keep one
                endpoint's. Integer buffers always take the end's value.
-    batch_size evaluation batch size for tensors and Splits (default 256); a DataLoader keeps its own.
+    batch_size evaluation batch size for tensors and Splits (default 256, fewer if the activations of one α
+               would exceed max_memory); a DataLoader keeps its own.
     max_memory bytes for stacked states + activations (estimated by a probe forward); sets how many α share
                a pass over the data.
     first_layer_shortcut  evaluate the first Linear/Conv layer once per endpoint instead of once per α.
@@ -83,7 +84,9 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     line = StackedLine(net, start_state, end_state, rules, first)
 
     n = len(eval_data)
-    eval_bs = batch_size or (EVAL_BATCH if eval_data.chooses_batch_size else len(first_x))
+    eval_bs = batch_size or len(first_x)
+    if batch_size is None and eval_data.chooses_batch_size:  # EVAL_BATCH, fewer if one α would overflow
+        eval_bs = int(min(max(n, 1), EVAL_BATCH, max(1, max_memory // (input_bytes + act_bytes))))
     train_bs = batch_size or BN_BATCH_SIZE
     widest = max(eval_bs, train_bs if train is not None else 0)
     chunk, per_call = _plan(len(alphas), line.bytes_per_alpha(), widest * input_bytes, widest * act_bytes,

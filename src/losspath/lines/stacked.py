@@ -103,8 +103,8 @@ class StackedLine:
             out = functional_call(self.net, (state, fixed), (x,))
             return out, dict(record)
 
-        if not stacked:  # nothing moves: one forward serves every α
-            out, stats = single({}, x)
+        if not stacked or n == 1:  # one forward: nothing moves, or a single α (vmap would only add overhead)
+            out, stats = single({k: v[0] for k, v in stacked.items()}, x)
             return out.expand(n, *out.shape), {k: tuple(t.expand(n, *t.shape) for t in v) for k, v in stats.items()}
         if self.vectorize:
             try:
