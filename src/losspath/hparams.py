@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, fields
 
 from .errors import LosspathError
@@ -42,6 +43,30 @@ class Hparams:
     init_from: str = ""  # "train_<hash>@STEP": a run in the same store, step as for Run.resolve_step
     perturb: float = 0.0  # then add N(0, (perturb · std of each parameter tensor)²) (losspath.perturb)
     perturb_seed: int = 0
+
+    def validate(self) -> "Hparams":
+        """Raise a LosspathError naming the first value no training run can use; return self otherwise."""
+        def bad(name, rule):
+            raise LosspathError(f"--{name.replace('_', '-')} must be {rule}, not {getattr(self, name)!r}.")
+
+        for name in ("seed", "data_seed", "perturb_seed"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, int) and 0 <= v < 2**63):
+                bad(name, "an integer in [0, 2^63)")
+        positive = ("lr", "gamma", "init_scale", "poly_interval")
+        for name in positive:
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                bad(name, "a positive finite number")
+        for name in ("weight_decay", "perturb"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                bad(name, "a non-negative finite number")
+        if not (0 <= self.momentum < 1):
+            bad("momentum", "in [0, 1)")
+        if self.batch_size < 0:
+            bad("batch_size", "a positive integer or 0 (full batch)")
+        if self.poly_degree < 1:
+            bad("poly_degree", "at least 1")
+        return self
 
     @property
     def order_seed(self) -> int:

@@ -10,7 +10,7 @@ import re
 
 from .errors import LosspathError
 
-_STEP = re.compile(r"^(?:(\d+)ep)?(?:(\d+)it)?$")
+_STEP = re.compile(r"^(?:([0-9]+)ep)?(?:([0-9]+)it)?$")
 
 
 def iterations_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -26,7 +26,7 @@ def parse_step(text: str, per_epoch: int) -> int:
     A bare integer is read as iterations.
     """
     s = str(text).strip().lower()
-    if s.isdigit():
+    if re.fullmatch(r"[0-9]+", s):
         return int(s)
     m = _STEP.match(s)
     if not s or m is None or (m.group(1) is None and m.group(2) is None):

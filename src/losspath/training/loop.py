@@ -70,7 +70,7 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
     splitting each global batch across them. Returns the `Run`; its directory holds the checkpoints at
     every iteration of the schedule.
     """
-    run = Run.for_hparams(hp, root)
+    run = Run.for_hparams(hp.validate(), root)
     if run.is_complete:
         return run
     # Check everything a user can get wrong before anything is written.
