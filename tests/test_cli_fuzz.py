@@ -2,11 +2,13 @@
 traceback, and nothing written. Every generated argument list is invalid, and invalid before any training."""
 import contextlib
 import io
+import math
 import re
 import tempfile
 from pathlib import Path
 
 import pytest
+import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,11 +17,11 @@ from losspath.data.registry import dataset_names
 from losspath.models.registry import FAMILIES
 from losspath.studies.frankle2020 import SETTINGS
 
-STEP = re.compile(r"^(?:(\d+)ep)?(?:(\d+)it)?$")
+STEP = re.compile(r"^(?:([0-9]+)ep)?(?:([0-9]+)it)?$")
+
+
 def known_options(*path: str) -> set[str]:
     """Every option name of the command at `path` (e.g. "train"), read from the CLI itself."""
-    import typer
-
     command = typer.main.get_command(app)
     for name in path:
         command = command.commands[name]
@@ -28,6 +30,7 @@ def known_options(*path: str) -> set[str]:
 
 TRAIN_OPTIONS = known_options("train")
 FRANKLE_OPTIONS = known_options("reproduce", "frankle2020")
+STUDIES = set(typer.main.get_command(app).commands["reproduce"].commands)
 FAST = ["--data", "digits", "--model", "mlp_8"]  # what a valid rest of a train command uses (loads in ~0.1 s)
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
@@ -37,14 +40,11 @@ junk = st.builds(lambda a, c, b: a + c + b, text, st.characters(whitelist_catego
 
 
 def step_value(s: str) -> int | None:
-    """The iterations a step string names, read as steps.parse_step is documented to ("160ep", "1000it",
-    "2ep50it", a bare integer; case and surrounding space ignored), or None when it names none."""
+    """The iterations a step string names, read as steps.parse_step documents ("160ep", "1000it", "2ep50it",
+    a bare integer; ASCII digits; case and surrounding space ignored), or None when it names none."""
     t = s.strip().lower()
-    if t.isdigit():
-        try:
-            return int(t)
-        except ValueError:  # '²' is a digit to str.isdigit but no integer
-            return None
+    if re.fullmatch(r"[0-9]+", t):
+        return int(t)
     m = STEP.match(t)
     if not t or m is None:
         return None
@@ -66,6 +66,11 @@ def not_a_model(s: str) -> bool:
     return not any(re.fullmatch(f.regex, s) for f in FAMILIES)
 
 
+def numbers_outside(flag: str, *values) -> st.SearchStrategy:
+    """`train` with `flag` set to a number outside its range (the rest valid and fast)."""
+    return st.one_of(*values).map(lambda v: ["train", *FAST, "--steps", "1it", f"{flag}={v!r}"])
+
+
 def option(known: set[str]):
     return st.from_regex(r"\A--[a-z][a-z\-]{0,15}\Z").filter(lambda o: o not in known)
 
@@ -75,12 +80,19 @@ train = st.one_of(
     text.filter(not_a_model).map(lambda s: ["train", "--data", "digits", f"--model={s}", "--steps", "1it"]),
     text.filter(lambda s: s.strip().lower() not in dataset_names()).map(lambda s: ["train", f"--data={s}"]),
     junk.map(lambda s: ["train", *FAST, "--steps", "1it", f"--seed={s}"]),
-    st.integers(max_value=-1).map(lambda v: ["train", *FAST, "--steps", "1it", f"--seed={v}"]),
     junk.map(lambda s: ["train", *FAST, "--steps", "1it", f"--lr={s}"]),
     junk.map(lambda s: ["train", *FAST, "--steps", "1it", f"--batch-size={s}"]),
     st.floats(max_value=0, allow_nan=False, allow_infinity=False).map(
         lambda v: ["train", *FAST, "--steps", "1it", f"--init-scale={v}"]),
-    text.filter(lambda s: s not in ("relu", "poly")).map(lambda s: ["train", *FAST, "--steps", "1it", f"--activation={s}"]),
+    numbers_outside("--seed", st.integers(min_value=2**63), st.integers(max_value=-1)),
+    numbers_outside("--data-seed", st.integers(min_value=2**63), st.integers(max_value=-1)),
+    numbers_outside("--lr", st.floats(max_value=0), st.just(math.inf), st.just(math.nan)),
+    numbers_outside("--gamma", st.floats(max_value=0), st.just(math.nan)),
+    numbers_outside("--weight-decay", st.floats(max_value=0, exclude_max=True), st.just(math.nan)),
+    numbers_outside("--momentum", st.floats(max_value=0, exclude_max=True), st.floats(min_value=1), st.just(math.nan)),
+    numbers_outside("--batch-size", st.integers(max_value=-1)),
+    text.filter(lambda s: s not in ("relu", "poly")).map(
+        lambda s: ["train", *FAST, "--steps", "1it", f"--activation={s}"]),
     text.filter(bad_warmup).map(lambda s: ["train", *FAST, "--steps", "4it", f"--warmup={s}"]),
     option(TRAIN_OPTIONS).map(lambda o: ["train", *FAST, "--steps", "1it", o, "1"]),
 )
@@ -97,8 +109,7 @@ reproduce = st.one_of(
     text.filter(lambda s: s.strip() and bad_step(s)).map(lambda s: [*frankle, "--setting", "digits-mlp", "-r", "1",
                                                             f"--steps={s}"]),
     option(FRANKLE_OPTIONS).map(lambda o: [*frankle, o, "1"]),
-    st.from_regex(r"\A[a-z0-9\-]{1,12}\Z").filter(lambda s: s not in ("frankle2020", "mli-plateau", "mli-toy"))
-      .map(lambda s: ["reproduce", s]),
+    st.from_regex(r"\A[a-z0-9\-]{1,12}\Z").filter(lambda s: s not in STUDIES).map(lambda s: ["reproduce", s]),
 )
 # report: a missing directory, an empty one, a file, a directory holding only notes (filled in per example)
 report = st.tuples(st.sampled_from(["missing", "empty", "file", "notes"]),
@@ -165,22 +176,21 @@ def test_report_on_what_is_not_a_study_directory(args):
         check(["report", str(target)], base)
 
 
-# Found by the fuzzer, reported (the fix belongs in the Hparams / training validation, not in this test):
-# these crash with a traceback or train on nonsense instead of a one-line error with exit code 2.
-KNOWN_BUGS = [
-    ["--seed", "99999999999999999999999"],  # ValueError: Overflow when unpacking long long (torch.Generator)
-    ["--data-seed", "-7"],  # numpy ValueError: expected non-negative integer
-    ["--lr", "-1"],  # torch.optim.SGD ValueError: Invalid learning rate
-    ["--weight-decay", "-1"],  # torch.optim.SGD ValueError: Invalid weight_decay value
-    ["--lr", "nan"],  # trains; "test loss nan", exit 0
-    ["--batch-size", "-3"],  # trains, exit 0
-    ["--steps", "²"],  # steps.parse_step: "²".isdigit() is True, int("²") raises ValueError
+# Found by this fuzzer and fixed in b3b42dd (they crashed with a traceback or trained on nonsense); kept as
+# fixed cases so that they stay fixed whatever the generator draws.
+FOUND = [
+    ["--seed", "99999999999999999999999"],
+    ["--data-seed", "-7"],
+    ["--lr", "-1"],
+    ["--weight-decay", "-1"],
+    ["--lr", "nan"],
+    ["--batch-size", "-3"],
+    ["--steps", "\u00b2"],  # '²': a digit to str.isdigit, but no integer
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="train does not validate these values yet (reported)")
-@pytest.mark.parametrize("bad", KNOWN_BUGS, ids=lambda b: " ".join(b))
-def test_known_unvalidated_train_values(bad, tmp_path):
+@pytest.mark.parametrize("bad", FOUND, ids=lambda b: " ".join(b))
+def test_values_the_fuzzer_found(bad, tmp_path):
     (tmp_path / "data").mkdir()
     steps = [] if "--steps" in bad else ["--steps", "1it"]
     check(with_dirs(["train", *FAST, *steps, *bad], tmp_path), tmp_path)

@@ -1,6 +1,5 @@
 """The HTML report: built from a real (tiny) Frankle study output, checked as HTML, then in a real browser."""
 import base64
-import json
 import os
 import re
 import subprocess

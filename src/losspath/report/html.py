@@ -195,7 +195,8 @@ def _table_html(view: TableView) -> str:
             title = f' title="{_esc(v)}"' if text.startswith("…/") else ""
             cells.append(f'<td{" class=num" if is_num else ""}{title}>{_esc(text)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    note = _esc(view.note + " " if view.note else "") + f'Full table: <a href="{_esc(view.file)}">{_esc(view.file)}</a>.'
+    link = f'<a href="{_esc(view.file)}">{_esc(view.file)}</a>'
+    note = _esc(view.note + " " if view.note else "") + f"Full table: {link}."
     return (f'{head}\n<p class="note">{_esc(shape)}.</p>\n<div class="scroll">'
             f'<table class="data" data-file="{_esc(view.file)}" data-rows="{view.rows}">\n'
             f'<caption>{note}</caption>\n<thead><tr>{th}</tr></thead>\n<tbody>\n' + "\n".join(rows)
@@ -298,7 +299,8 @@ def render_report(out_dir: str | Path, *, title: str | None = None) -> str:
     tables = find_tables(out)
     keys = meta.get("summary_keys") if isinstance(meta.get("summary_keys"), list) else None
     study = meta.get("study")
-    title = title or meta.get("title") or (f"{study}: losspath report" if study else f"losspath report: {out.resolve().name}")
+    default = f"{study}: losspath report" if study else f"losspath report: {out.resolve().name}"
+    title = title or meta.get("title") or default
 
     texts = sorted((p for p in _visible_files(out) if p.suffix.lower() == ".txt"),
                    key=lambda p: (p.stem != "findings", _natural_key(p.name)))
@@ -310,7 +312,8 @@ def render_report(out_dir: str | Path, *, title: str | None = None) -> str:
                 text = p.read_text(encoding="utf-8", errors="replace").rstrip()
             except OSError as e:
                 text = f"({p.name} could not be read: {e.strerror or e})"
-            label = "" if p.stem == "findings" and len(texts) == 1 else f'<h3><a href="{_esc(p.name)}">{_esc(p.name)}</a></h3>\n'
+            alone = p.stem == "findings" and len(texts) == 1
+            label = "" if alone else f'<h3><a href="{_esc(p.name)}">{_esc(p.name)}</a></h3>\n'
             parts.append(f'{label}<pre class="text" data-file="{_esc(p.name)}">{_esc(text)}</pre>')
         sections.append(("findings", "Findings", "\n".join(parts)))
     if figures:
@@ -326,7 +329,10 @@ def render_report(out_dir: str | Path, *, title: str | None = None) -> str:
     sections.append(("files", "Files", f'<ul class="files">\n{items}\n</ul>'))
 
     toc = " ".join(f'<a href="#{key}">{_esc(name)}</a>' for key, name, _ in sections)
-    body = "\n".join(f'<section id="{key}">\n<h2>{_esc(name)}</h2>\n{content}\n</section>' for key, name, content in sections)
+    body = "\n".join(f'<section id="{key}">\n<h2>{_esc(name)}</h2>\n{content}\n</section>'
+                     for key, name, content in sections)
+    counts = (f"{len(figures)} figure{'s' * (len(figures) != 1)}, {len(tables)} table{'s' * (len(tables) != 1)} "
+              f"from <code>{_esc(out.resolve().name)}/</code>")
     generated = time.strftime("%Y-%m-%d %H:%M")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -341,7 +347,7 @@ def render_report(out_dir: str | Path, *, title: str | None = None) -> str:
 <main>
 <header>
 <h1>{_esc(title)}</h1>
-<p class="subtitle">{len(figures)} figure{'s' * (len(figures) != 1)}, {len(tables)} table{'s' * (len(tables) != 1)} from <code>{_esc(out.resolve().name)}/</code>; report generated {_esc(generated)} by losspath.</p>
+<p class="subtitle">{counts}; report generated {_esc(generated)} by losspath.</p>
 <nav class="toc">{toc}</nav>
 </header>
 {body}
@@ -363,7 +369,8 @@ def write_report(out_dir: str | Path, *, title: str | None = None) -> Path:
             raise LosspathError(f"{str(out)!r} is not a directory; give a study's output directory.")
         has_content = bool(find_tables(out) or find_figures(out))
     except (OSError, ValueError) as e:  # unreadable, name too long, NUL in the name
-        raise LosspathError(f"Directory {str(out)!r} could not be read ({getattr(e, 'strerror', None) or e}).") from None
+        why = getattr(e, "strerror", None) or e
+        raise LosspathError(f"Directory {str(out)!r} could not be read ({why}).") from None
     if not has_content:
         raise LosspathError(f"{str(out)!r} holds no CSV table and no figure, so it is not a study output directory.")
     page = render_report(out, title=title)

@@ -34,7 +34,8 @@ def read_csv(path: Path) -> tuple[pd.DataFrame | None, str]:
 
 
 def _identifier_like(col: pd.Series) -> bool:
-    return (col.dtype == object or pd.api.types.is_string_dtype(col) or pd.api.types.is_bool_dtype(col) or pd.api.types.is_integer_dtype(col)
+    return (col.dtype == object or pd.api.types.is_string_dtype(col) or pd.api.types.is_bool_dtype(col)
+            or pd.api.types.is_integer_dtype(col)
             or (pd.api.types.is_float_dtype(col) and col.nunique(dropna=False) <= FEW_VALUES))
 
 
@@ -94,8 +95,8 @@ def average_replicates(frame: pd.DataFrame, keys: list[str] | None = None) -> tu
 
 
 def table_view(path: Path, *, summary_keys: list[str] | None = None) -> TableView:
-    """What to show of the CSV at `path`: summary.csv averaged over replicates when long, any table with more
-    than MAX_ROWS rows cut to its first rows (PREVIEW_ROWS for raw tables), everything else whole."""
+    """What to show of the CSV at `path`: summary.csv averaged over replicates (when it has a replicate or seed
+    column) and cut to MAX_ROWS rows; any other table whole up to MAX_ROWS rows, else its first PREVIEW_ROWS."""
     frame, error = read_csv(path)
     if frame is None:
         return TableView(path.name, pd.DataFrame(), 0, error=error)
