@@ -53,3 +53,30 @@ def test_installed_command_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "losspath", "train", "--steps", "nope", "--root", str(tmp_path)],
                           capture_output=True, text=True, env={**os.environ})
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+
+
+def test_line_command_matches_the_engine(tmp_path, capsys):
+    import pandas as pd
+
+    from losspath import build_model, evaluate_line, load_dataset
+
+    code, out, _ = run_cli(["train", "--data", "digits", "--model", "mlp_16", "--steps", "10it",
+                            "--root", str(tmp_path), "--quiet"], capsys)
+    run_dir = out.strip()
+    code, out, err = run_cli(["line", f"{run_dir}@0", f"{run_dir}@last", "--points", "7", "--out",
+                              str(tmp_path / "line.csv"), "--plot", str(tmp_path / "line.png"), "--quiet"], capsys)
+    assert code == 0 and "loss_max_increase" in out
+    frame = pd.read_csv(tmp_path / "line.csv")
+    data = load_dataset("digits")
+    direct = evaluate_line(build_model("mlp_16", data.input_shape, 10), f"{run_dir}@0", f"{run_dir}@10it",
+                           data.test, points=7, progress=False)
+    assert list(frame.columns) == ["alpha", "loss", "error"]
+    assert frame.loss.to_numpy() == pytest.approx(direct.loss, rel=1e-9)
+    assert (tmp_path / "line.png").is_file() and (tmp_path / "line.pdf").is_file()
+    # checkpoint files need --model and --data; with them, the same numbers
+    code, _, err = run_cli(["line", f"{run_dir}/step_0.safetensors", f"{run_dir}/step_10.safetensors"], capsys)
+    assert code == 2 and "--model and --data" in err
+    code, out, _ = run_cli(["line", f"{run_dir}/step_0.safetensors", f"{run_dir}/step_10.safetensors", "--model",
+                            "mlp_16", "--data", "digits", "--points", "7", "--quiet", "--out", str(tmp_path / "f.csv")],
+                           capsys)
+    assert code == 0 and pd.read_csv(tmp_path / "f.csv").loss.to_numpy() == pytest.approx(direct.loss, rel=1e-9)

@@ -1,4 +1,4 @@
-"""The `losspath` command: train, runs, line, reproduce. User mistakes print one sentence and exit 2."""
+"""The `losspath` command: train, runs, line, report, reproduce. User mistakes print one sentence and exit 2."""
 from __future__ import annotations
 
 import sys
@@ -85,6 +85,37 @@ def runs(root: Optional[Path] = RootOpt):
 
 
 @app.command()
+def line(
+    start: str = typer.Argument(..., metavar="START", help="RUN_DIR@STEP (0, 2ep, 100it, last) or a checkpoint file."),
+    end: str = typer.Argument(..., metavar="END", help="RUN_DIR@STEP or a checkpoint file."),
+    split: str = typer.Option("test", "--split", help="test or train."),
+    points: int = typer.Option(100, "--points", help="Evenly spaced α in [0, 1]."),
+    scheme: str = typer.Option("all", "--scheme", help="all, weights, biases, homogeneous, or comma-separated name prefixes."),
+    batchnorm: str = typer.Option("interpolate", "--batchnorm", help="interpolate, recompute, start or end."),
+    model: Optional[str] = typer.Option(None, "--model", help="Network name, needed for checkpoint files."),
+    data: Optional[str] = typer.Option(None, "--data", help="Data set, needed for checkpoint files."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the curve as CSV (alpha, loss, error)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the curve (PNG and PDF)."),
+    data_root: Optional[Path] = DataRootOpt,
+    device: Optional[str] = typer.Option(None, "--device"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Loss and error along the straight line from START to END; prints the curve's summary metrics.
+
+    \b
+    Examples:
+      losspath line ~/.losspath/runs/train_ab12@0 ~/.losspath/runs/train_ab12@last --plot init.png
+      losspath line a.safetensors b.safetensors --model lenet_300_100 --data mnist1d --scheme weights
+    """
+    from .lines.command import line_command
+
+    result = line_command(start, end, split=split, points=points, scheme=scheme, batchnorm=batchnorm, model=model,
+                          data=data, out=out, plot=plot, data_root=data_root, device=device, progress=not quiet)
+    for key, value in result.summary().items():
+        typer.echo(f"{key:24s} {value}")
+
+
+@app.command()
 def report(
     directory: Path = typer.Argument(..., metavar="DIR", help="A study output directory (its CSVs and figures)."),
     title: Optional[str] = typer.Option(None, "--title", help="Page title (default: from study.json or DIR's name)."),
@@ -110,6 +141,9 @@ app.add_typer(reproduce, name="reproduce")
 from .studies import frankle2020 as _frankle2020  # noqa: E402
 
 reproduce.command("frankle2020")(_frankle2020.cli)
+from .studies import basins as _basins  # noqa: E402
+
+reproduce.command("basins")(_basins.cli)
 
 
 def _lazy_study(module: str, summary: str):

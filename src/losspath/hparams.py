@@ -66,6 +66,11 @@ class Hparams:
             bad("batch_size", "a positive integer or 0 (full batch)")
         if self.poly_degree < 1:
             bad("poly_degree", "at least 1")
+        from .steps import parse_step  # the syntax only: epochs become iterations once the data is known
+
+        parse_step(self.steps, 1)
+        for text in (self.milestones, self.warmup):
+            [parse_step(m, 1) for m in text.split(",") if m.strip()]
         return self
 
     @property

@@ -54,6 +54,16 @@ SETTINGS: dict[str, Setting] = {
                                   "Frankle 2020, ImageNet"),
 }
 DEFAULT_SETTINGS = ("mnist1d-mlp", "mnist1d-resnet")
+CAPTIONS = {
+    "fig1_from_init": "Loss (left) and error (right) along the straight line from the network at iteration 0 "
+                      "(α = 0) to the trained network (α = 1); mean ± one standard deviation over replicates "
+                      "(Frankle 2020, Fig. 1).",
+    "fig2_from_t": "Loss and error along the line from the network at iteration t (colour, log scale; dashed: "
+                   "t = 0) to the trained network, one row per setting (Frankle 2020, Fig. 2).",
+    "fig3_max_increase": "Maximum increase in loss (top) and error (bottom) along the line from iteration t to "
+                         "the trained network, against t; mean ± one standard deviation over replicates "
+                         "(Frankle 2020, Fig. 3).",
+}
 BARRIER_TOL = 0.01  # a line "has a barrier" when its mean max loss increase exceeds this (nats)
 
 
@@ -120,7 +130,15 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
     figures = draw_all(tables["curves"], tables["summary"], out)
     text = describe(tables, barrier_tol=BARRIER_TOL)
     atomic_write_text(out / "findings.txt", text + "\n")
-    return dict(**tables, figures=figures, text=text, seconds=time.time() - started)
+    from ..report import write_report, write_study_metadata
+
+    write_study_metadata(out, study="frankle2020", captions=CAPTIONS, seconds=time.time() - started, device=device,
+                         settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, **SETTINGS[n].train)
+                                   for n in settings},
+                         options=dict(replicates=replicates, points=points, split=split, batchnorm=batchnorm,
+                                      steps=steps, executor=executor, threads=threads))
+    report = write_report(out)
+    return dict(**tables, figures=figures, text=text, report=report, seconds=time.time() - started)
 
 
 def _tables(run_dirs: dict, results: dict, split: str) -> dict:
@@ -203,3 +221,4 @@ def cli(
     typer.echo(result["text"])
     typer.echo(f"wrote {out}/curves.csv, summary.csv, runs.csv and {len(result['figures'])} figure files "
                f"in {result['seconds']:.0f} s")
+    typer.echo(f"report: {result['report']}")
