@@ -3,7 +3,6 @@ files in the real on-disk formats (short schedules), and the invariants of its t
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from losspath.checkpoints import load_state
 from losspath.data import load_dataset

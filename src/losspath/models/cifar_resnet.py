@@ -5,32 +5,38 @@ and 4W filters (stride 2 at the start of stages 2 and 3), global average pooling
 OpenLTH (facebookresearch/open_lth, models/cifar_resnet.py): 3x3 convs without bias, each followed by
 BatchNorm; the shortcut is a 1x1 stride-2 conv + BatchNorm where the shape changes (He et al.'s option B),
 identity otherwise.  cifar_resnet_20 (W = 16) has 272,474 parameters with 10 classes.
-Ours: the number of input channels comes from `input_shape`, the activation is pluggable, and pooling is
-adaptive (identical to OpenLTH's avg_pool2d over the whole map for square inputs).
+Ours: the number of input channels comes from `input_shape`, the activation is pluggable, pooling is
+adaptive (identical to OpenLTH's avg_pool2d over the whole map for square inputs), and `dims=1` gives the
+same network for 1-D signals (Conv1d/BatchNorm1d; `resnet1d_D[_W]` for mnist1d, 40 -> 20 -> 10 along the
+stages).
 """
 
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
-class Block(nn.Module):
-    """A basic residual block: two 3x3 conv-BN layers around a shortcut."""
+CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+BATCHNORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
 
-    def __init__(self, f_in: int, f_out: int, downsample: bool, act: Callable[[], nn.Module]):
+
+class Block(nn.Module):
+    """A basic residual block: two 3x3 (or kernel-3) conv-BN layers around a shortcut."""
+
+    def __init__(self, f_in: int, f_out: int, downsample: bool, act: Callable[[], nn.Module], dims: int = 2):
         super().__init__()
+        conv, bn = CONV[dims], BATCHNORM[dims]
         stride = 2 if downsample else 1
-        self.conv1 = nn.Conv2d(f_in, f_out, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(f_out)
+        self.conv1 = conv(f_in, f_out, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = bn(f_out)
         self.act1 = act()
-        self.conv2 = nn.Conv2d(f_out, f_out, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(f_out)
+        self.conv2 = conv(f_out, f_out, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = bn(f_out)
         if downsample or f_in != f_out:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(f_in, f_out, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(f_out),
+                conv(f_in, f_out, kernel_size=1, stride=stride, bias=False),
+                bn(f_out),
             )
         else:
             self.shortcut = nn.Sequential()
@@ -44,16 +50,16 @@ class Block(nn.Module):
 
 class CifarResNet(nn.Module):
     def __init__(self, depth: int, width: int, in_channels: int, num_classes: int,
-                 act: Callable[[], nn.Module] = nn.ReLU):
+                 act: Callable[[], nn.Module] = nn.ReLU, dims: int = 2):
         super().__init__()
         blocks_per_stage = (depth - 2) // 6
-        self.conv = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(width)
+        self.conv = CONV[dims](in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn = BATCHNORM[dims](width)
         self.act = act()
         blocks, f_in = [], width
         for stage, f_out in enumerate([width, 2 * width, 4 * width]):
             for index in range(blocks_per_stage):
-                blocks.append(Block(f_in, f_out, downsample=stage > 0 and index == 0, act=act))
+                blocks.append(Block(f_in, f_out, downsample=stage > 0 and index == 0, act=act, dims=dims))
                 f_in = f_out
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(4 * width, num_classes)
@@ -61,5 +67,5 @@ class CifarResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act(self.bn(self.conv(x)))
         out = self.blocks(out)
-        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        out = out.flatten(2).mean(2)  # global average pooling, any number of spatial dimensions
         return self.fc(out)
