@@ -23,6 +23,7 @@ from losspath.models.convnet import ConvNet6
 from losspath.models.imagenet_resnet import LAYOUTS, ImageNetResNet
 from losspath.models.init import check_init_args, initialize_, remove_biases_
 from losspath.models.mlp import MLP
+from losspath.models.toy import DeepHomogeneous
 
 Act = Callable[[], nn.Module]
 
@@ -81,6 +82,13 @@ def _build_resnet1d(name, groups, shape, classes, act):
     return ResNet1d(_resnet_depth(name, int(groups[0])), _width(name, groups[1], 16), shape[0], classes, act)
 
 
+def _build_deep(name, groups, shape, classes, act):
+    depth = int(groups[1])
+    if depth < 1:
+        raise LosspathError(f"The depth in {name!r} must be at least 1.")
+    return DeepHomogeneous(shape, depth, _width(name, groups[2], 16), classes, act if groups[0] == "relu" else None)
+
+
 FAMILIES = [
     Family("mlp", r"mlp()", None, _build_mlp),
     Family("mlp_W1[_W2...]", r"mlp((?:_\d+)+)", None, _build_mlp),
@@ -92,6 +100,8 @@ FAMILIES = [
     Family("conv1d", r"conv1d", 2, lambda name, groups, shape, classes, act: ConvNet1d(shape, classes, act)),
     Family("convnet6[_W]", r"convnet6(?:_(\d+))?", 3,
            lambda name, groups, shape, classes, act: ConvNet6(shape[0], classes, _width(name, groups[0], 32), act)),
+    Family("deeplinear_R[_W]", r"deep(linear)_(\d+)(?:_(\d+))?", None, _build_deep),
+    Family("deeprelu_R[_W]", r"deep(relu)_(\d+)(?:_(\d+))?", None, _build_deep),
 ]
 
 _HELP = {
@@ -104,6 +114,8 @@ _HELP = {
     "resnet1d_D[_W]": "1-D CIFAR-style ResNet for mnist1d, D = 6n + 2, width W (default 16)",
     "conv1d": "small 1-D convnet for mnist1d (3 conv layers of 32 channels)",
     "convnet6[_W]": "6-layer convnet after Liao & Poggio (4 conv3x3 + linear), width W (default 32)",
+    "deeplinear_R[_W]": "R-layer linear net, width W (default 16), bias only on the output (Wang et al. 2023 toy)",
+    "deeprelu_R[_W]": "R-layer ReLU net, width W (default 16), bias only on the output (Wang et al. 2023 toy)",
 }
 
 

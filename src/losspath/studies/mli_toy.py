@@ -1,0 +1,300 @@
+"""The "simple model" of Wang et al. 2023: last-layer biases differ between classes on perfectly balanced data.
+
+An r-homogeneous network — a depth-r linear (or ReLU) net with a bias only on its output (`deeplinear_R_W`,
+`deeprelu_R_W` in the model registry) — is trained by full-batch gradient descent with cross-entropy on a
+balanced K-class toy set whose classes carry signals of different strength (`data.toy`), so that the classes
+are learned one after another. From the checkpoints saved every few iterations we read, per class, the norm
+of its end-to-end weight (row k of W_r ... W_1) and its output bias; then we interpolate init → final and
+measure the plateau for every r and init scale. Paper's picture: the class learned last ends with the largest
+bias, and the plateau lengthens with r and with smaller init.
+
+Heavy imports happen inside the functions so that `losspath --help` stays fast.
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+DEFAULT_DEPTHS = (1, 2, 3, 4, 5)
+DEFAULT_INIT_SCALES = (0.1, 0.3, 1.0)
+SCHEMES = ("all", "homogeneous", "weights")
+TRAIN = dict(lr=0.1, batch_size=0, steps="600it", checkpoints="every:10it")  # full-batch GD
+CAPTIONS = {
+    "toy_dynamics": "Per class, the norm of its end-to-end weight and its output bias during full-batch GD, one column "
+                    "per depth r; dotted: when the class was learned (mean loss on its examples below ½·log K).",
+    "toy_plateau": "Where the plateau ends (first α with 10% of the total drop; error measured from the first α > 0) "
+                   "against r and against the init scale; scheme all, trained nets only.",
+    "toy_curves": "Training error and loss along init → final for every r at the init scale of the dynamics figure.",
+}
+LEARNED_LOSS = 0.5  # class k is learned once the mean loss on its examples is below 0.5 · log K
+
+
+def toy_dynamics(run, model, data):
+    """A pandas DataFrame, one row per saved step × class: the norm of the class's end-to-end weight, its output
+    bias, the mean cross-entropy over its training examples, and the step at which it was learned."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    import torch.nn.functional as F
+    from torch.func import functional_call
+
+    from ..checkpoints import load_state
+    from ..models.toy import end_to_end_weight
+
+    x, y = data.train.inputs, data.train.targets
+    k = data.num_classes
+    rows = []
+    for step in run.saved_steps():
+        state = load_state(run.checkpoint(step))
+        norms = end_to_end_weight(state).norm(dim=1).numpy()
+        bias = state["fc.bias"].double().numpy()
+        with torch.inference_mode():
+            loss = F.cross_entropy(functional_call(model, state, (x,)).double(), y, reduction="none")
+        per_class = torch.zeros(k, dtype=torch.float64).index_add_(0, y, loss) / torch.bincount(y, minlength=k)
+        for c in range(k):
+            rows.append(dict(step=step, cls=c, weight_norm=float(norms[c]), bias_value=float(bias[c]),
+                             class_loss=float(per_class[c])))
+    frame = pd.DataFrame(rows)
+    learned = {}
+    for c, g in frame.groupby("cls"):
+        hit = np.nonzero(g.class_loss.to_numpy() < LEARNED_LOSS * math.log(k))[0]
+        learned[c] = int(g.step.to_numpy()[hit[0]]) if len(hit) else -1
+    frame["learned_step"] = frame.cls.map(learned)
+    return frame
+
+
+@contextmanager
+def _one_thread():
+    """Run torch single-threaded: the toy nets are a few hundred flops per example, so intra-op threads only add
+    synchronization (on a busy machine a 2-thread forward of a 16-wide net took 20 ms instead of 0.1 ms)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_study(**kwargs) -> dict:
+    """Train (or reuse) the toy nets, write dynamics.csv, classes.csv, curves.csv, summary.csv, findings.txt and
+    (unless figures=False) the figures under `out`. Returns the tables, the figure paths, the printed text and
+    the wall time. Keyword arguments: see `_run_study`."""
+    with _one_thread():
+        return _run_study(**kwargs)
+
+
+def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replicates: int = 1, width: int = 16,
+               activation: str = "linear", strengths=None, per_class: int = 32, noise: float = 1.0,
+               dim: int | None = None, points: int = 100, train_overrides: dict | None = None,
+               out: str | Path = "results/mli_toy", root=None, device=None, progress: bool = True,
+               figures: bool = True) -> dict:
+    """The toy study (see `run_study`): r in `depths` × `init_scales` × seeds 0..replicates-1, `deeplinear_R_W`
+    (or `deeprelu_R_W` with activation="relu") on `make_toy_dataset(strengths, per_class, noise, dim)`."""
+    import numpy as np
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from ..checkpoints import atomic_write_text, load_state
+    from ..data.toy import DEFAULT_STRENGTHS, make_toy_dataset
+    from ..errors import LosspathError
+    from ..hparams import Hparams
+    from ..lines import run_line
+    from ..metrics import summarize
+    from ..training import evaluate, model_for, train
+    from .mli_plateau import plateau_without_init
+
+    depths, init_scales = [int(d) for d in depths], [float(s) for s in init_scales]
+    if not depths or min(depths) < 1:
+        raise LosspathError(f"Depths r must be integers of at least 1, got {depths}.")
+    if not init_scales or not all(math.isfinite(s) and s > 0 for s in init_scales):
+        raise LosspathError(f"Init scales must be positive numbers, got {init_scales}.")
+    if replicates < 1 or width < 1 or points < 3:
+        raise LosspathError("--replicates and --width must be at least 1 and --points at least 3.")
+    if activation not in ("linear", "relu"):
+        raise LosspathError(f"Unknown activation {activation!r}; use linear or relu.")
+    strengths = [float(v) for v in (DEFAULT_STRENGTHS if strengths is None else strengths)]
+    data = make_toy_dataset(strengths, per_class=per_class, noise=noise, dim=dim)
+    training = dict(TRAIN, **(train_overrides or {}))
+
+    started = time.time()
+    jobs = [(r, s, seed) for seed in range(replicates) for s in init_scales for r in depths]
+    dyn, classes, curves, summary = [], [], [], []
+    for r, scale, seed in tqdm(jobs, desc="mli-toy", unit="net", disable=None if progress else True):
+        hp = Hparams(dataset=data.name, model=f"deep{activation}_{r}_{width}", init_scale=scale, seed=seed,
+                     **training)
+        key = dict(r=r, init_scale=scale, replicate=seed)
+        try:
+            run = train(hp, root=root, dataset=data, progress=progress, device=device)
+        except LosspathError as e:
+            if "diverged" not in str(e):
+                raise
+            summary.append(dict(**key, scheme="all", status="diverged"))
+            continue
+        model = model_for(hp, data)
+        model.load_state_dict(load_state(run.checkpoint(run.done()["last_step"])))
+        status = "trained" if evaluate(model, data.train)[1] < 0.5 * (1 - 1 / data.num_classes) else "not trained"
+        d = toy_dynamics(run, model, data)
+        dyn.append(d.assign(**key, strength=d.cls.map(dict(enumerate(strengths)))))
+        final = d[d.step == d.step.max()].sort_values("cls")
+        learned = final.learned_step.to_numpy()
+        ranks = pd.Series(np.where(learned < 0, np.inf, learned)).rank(method="min").to_numpy()
+        for row, rank in zip(final.itertuples(), ranks):
+            classes.append(dict(**key, cls=row.cls, strength=strengths[row.cls], learned_step=row.learned_step,
+                                learned_rank=int(rank) if row.learned_step >= 0 else -1,
+                                final_weight_norm=row.weight_norm, final_bias=row.bias_value))
+        bias = final.bias_value.to_numpy()
+        top = int(bias.argmax())
+        # the last-learned class: largest learned step (a class never learned counts as learned last); with the
+        # checkpoint grid several classes can tie, and the largest-bias class counts as last if it is among them
+        when = np.where(learned < 0, np.inf, learned)
+        last_learned = int(np.argmax(when))
+        tied = int((when == when.max()).sum())
+        for scheme in SCHEMES:
+            line = run_line(run, model, data, 0, "last", split="train", points=points, scheme=scheme, device=device)
+            shares = line.class_counts / max(line.num_examples, 1)
+            curves.append(pd.DataFrame(dict(**{c: [v] * len(line.alphas) for c, v in key.items()}, scheme=scheme,
+                                            alpha=line.alphas, loss=line.loss, error=line.error,
+                                            dominant_class=shares.argmax(1), bias_argmax_share=shares[:, top])))
+            m = summarize(line.alphas, line.loss, "loss") | summarize(line.alphas, line.error, "error")
+            m |= plateau_without_init(line.alphas, line.loss, line.error)
+            on = (line.alphas > 0) & (line.alphas < m["error_plateau_end_no_init"])
+            summary.append(dict(**key, scheme=scheme, status=status, final_error=line.error[-1],
+                                final_loss=line.loss[-1], **m, last_learned_class=last_learned,
+                                last_learned_tied=tied, largest_bias_class=top,
+                                last_learned_has_largest_bias=bool(when[top] == when.max()),
+                                bias_spread=float(bias.max() - bias.min()),
+                                bias_argmax_share_plateau=float(shares[on, top].mean()) if on.any() else math.nan))
+    if not dyn:
+        raise LosspathError("Every toy run diverged; lower the learning rate (--lr).")
+    tables = dict(dynamics=pd.concat(dyn, ignore_index=True), classes=pd.DataFrame(classes),
+                  curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        atomic_write_text(out / f"{name}.csv", frame.to_csv(index=False))
+    from ..plots.mli import plot_toy_curves, plot_toy_dynamics, plot_toy_plateau
+
+    trained = tables["summary"][tables["summary"].status == "trained"]
+    # The dynamics and curves figures show the smallest init scale at which every depth trained.
+    runs = tables["summary"][tables["summary"].scheme == "all"]
+    every = [v for v, g in runs.groupby("init_scale") if (g.status == "trained").all()]
+    shown = min(every) if every else float(runs.init_scale.min())
+    if figures:
+        figures = plot_toy_dynamics(tables["dynamics"], out / "toy_dynamics", init_scale=shown)
+        figures += plot_toy_plateau(trained, out / "toy_plateau")
+        figures += plot_toy_curves(tables["curves"], out / "toy_curves", init_scale=shown)
+    else:
+        figures = []
+    text = describe(tables, strengths, training)
+    atomic_write_text(out / "findings.txt", text + "\n")
+    seconds = time.time() - started
+    from ..report import write_study_metadata
+
+    write_study_metadata(out, study="mli-toy", title="MLI plateau: the toy model (Wang et al. 2023)",
+                         settings=dict(training=training, data=data.name, width=width, activation=activation),
+                         options=dict(depths=depths, init_scales=init_scales, replicates=replicates, points=points),
+                         seconds=seconds, device=device, captions=CAPTIONS, summary_keys=["r", "init_scale", "scheme"])
+    return dict(**tables, figures=figures, text=text, seconds=seconds)
+
+
+def describe(tables: dict, strengths, training: dict) -> str:
+    """The printed summary: learning order and biases per run, and the plateau against r and init scale."""
+    from .mli_plateau import _rank_corr, _verdict
+
+    s, c = tables["summary"], tables["classes"]
+    ran = s[(s.status != "diverged") & (s.scheme == "all")]
+    ok = ran[ran.status == "trained"]
+    lines = [f"MLI toy model: K = {len(strengths)} balanced classes with signal strengths "
+             f"{', '.join(f'{v:g}' for v in strengths)}; full-batch GD, lr {training['lr']:g}, {training['steps']}."]
+    diverged = s[s.status == "diverged"]
+    if len(diverged):
+        lines.append("  diverged: " + ", ".join(f"r={r.r} init ×{r.init_scale:g}" for r in diverged.itertuples()))
+    stuck = ran[ran.status != "trained"]
+    lines.append(f"  {len(ok)} of {len(ran)} nets trained (final training error < half of chance); not trained: "
+                 + (", ".join(f"r={r.r} init ×{r.init_scale:g} (error {r.final_error:.2f})" for r in stuck.itertuples())
+                    or "none"))
+    hits = int(ok.last_learned_has_largest_bias.sum())
+    chance = float((ok.last_learned_tied / len(strengths)).sum())
+    lines.append(f"  the last-learned class has the largest output bias in {hits}/{len(ok)} trained nets (ties on "
+                 f"the checkpoint grid included; a random class would be in {chance:.1f}/{len(ok)}); a class is "
+                 "learned once the mean loss on its examples is below ½·log K")
+    for row in ran.itertuples():
+        g = c[(c.r == row.r) & (c.init_scale == row.init_scale) & (c.replicate == row.replicate)].sort_values("cls")
+        order = " ".join(f"{int(x.cls)}@{int(x.learned_step)}" for x in g.sort_values("learned_step").itertuples())
+        lines.append(f"    r={row.r} init ×{row.init_scale:g} seed {row.replicate}: learned (class@iteration) {order}; "
+                     f"final biases {' '.join(f'{b:+.2f}' for b in g.final_bias)}")
+    for col, what in (("error_plateau_end_no_init", "error plateau end (measured from the first α > 0)"),
+                      ("loss_plateau_end", "loss plateau end")):
+        table = ok.groupby(["r", "init_scale"])[col].mean().unstack()
+        lines.append(f"  {what}, scheme all; rows r, columns init scale:")
+        lines.append("    r  " + " ".join(f"{v:>6g}" for v in table.columns))
+        for r, row in table.iterrows():
+            lines.append(f"    {r:<2d} " + " ".join(f"{v:6.2f}" for v in row.to_numpy()))
+    for col, what in (("error_plateau_end_no_init", "error"), ("loss_plateau_end", "loss")):
+        rho_r, rho_s = _rank_corr(ok.r, ok[col]), _rank_corr(ok.init_scale, ok[col])
+        lines.append(f"  {what}: deeper → longer plateau? ρ(r, end) = {rho_r:+.2f}: {_verdict(rho_r, +1)}; "
+                     f"smaller init → longer? ρ(init scale, end) = {rho_s:+.2f}: {_verdict(rho_s, -1)}")
+    lines.append(f"  (error plateau end measured from α = 0 itself, as metrics.plateau_end does: mean "
+                 f"{ok.error_plateau_end.mean():.2f}, vs {ok.error_plateau_end_no_init.mean():.2f} from the first "
+                 "α > 0)")
+    keys = ["r", "init_scale", "replicate"]
+    for scheme in ("homogeneous", "weights"):
+        o = s[(s.status == "trained") & (s.scheme == scheme)].merge(ok[keys], on=keys)
+        if len(o):
+            lines.append(f"  scheme {scheme}: mean error plateau end {o.error_plateau_end_no_init.mean():.2f}, loss "
+                         f"{o.loss_plateau_end.mean():.2f} (scheme all: {ok.error_plateau_end_no_init.mean():.2f}, "
+                         f"{ok.loss_plateau_end.mean():.2f})")
+    lines.append(f"  on the error plateau a mean {ok.bias_argmax_share_plateau.mean():.0%} of examples are predicted "
+                 "as the argmax-bias class (scheme all)")
+    return "\n".join(lines)
+
+
+def cli(
+    depth: Optional[List[int]] = typer.Option(None, "--depth", "-r", help="Depths r (weight layers); repeatable "
+                                              f"(default {' '.join(map(str, DEFAULT_DEPTHS))})."),
+    init_scale: Optional[List[float]] = typer.Option(
+        None, "--init-scale", help=f"Multiplier on the Kaiming init; repeatable (default "
+                                   f"{' '.join(map(str, DEFAULT_INIT_SCALES))})."),
+    replicates: int = typer.Option(1, "--replicates", help="Seeds 0..R-1 per setting."),
+    width: int = typer.Option(16, "--width", help="Hidden width."),
+    activation: str = typer.Option("linear", "--activation", help="linear or relu between the layers."),
+    strength: Optional[List[float]] = typer.Option(None, "--strength", help="Class signal strengths, one per class "
+                                                   "(repeatable; default 4 2 1 0.5, K = 4)."),
+    per_class: int = typer.Option(32, "--per-class", help="Examples per class."),
+    noise: float = typer.Option(1.0, "--noise", help="Std of the Gaussian noise on the nuisance axes."),
+    dim: Optional[int] = typer.Option(None, "--dim",
+                                      help="Input dimension: K class axes + nuisance axes (default 4K)."),
+    points: int = typer.Option(100, "--points", help="Evenly spaced α in [0, 1] per line."),
+    steps: Optional[str] = typer.Option(None, "--steps", help=f"GD iterations (default {TRAIN['steps']})."),
+    lr: Optional[float] = typer.Option(None, "--lr", help=f"GD step size (default {TRAIN['lr']})."),
+    out: Path = typer.Option(Path("results/mli_toy"), "--out", help="Output directory."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
+    device: Optional[str] = typer.Option(None, "--device"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Wang et al. 2023's simple model: per-class weights and biases over training; plateau vs r and init scale.
+
+    \b
+    Examples:
+      losspath reproduce mli-toy
+      losspath reproduce mli-toy -r 2 -r 4 --init-scale 0.1 --activation relu --noise 0.2
+    """
+    overrides = {k: v for k, v in dict(steps=steps, lr=lr).items() if v is not None}
+    result = run_study(depths=depth or DEFAULT_DEPTHS, init_scales=init_scale or DEFAULT_INIT_SCALES,
+                       replicates=replicates, width=width, activation=activation, strengths=strength or None,
+                       per_class=per_class, noise=noise, dim=dim, points=points, train_overrides=overrides, out=out,
+                       root=root, device=device, progress=not quiet)
+    typer.echo(result["text"])
+    typer.echo(f"wrote {out}/dynamics.csv, classes.csv, curves.csv, summary.csv and {len(result['figures'])} figure "
+               f"files in {result['seconds']:.0f} s")
+
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+app.command()(cli)
