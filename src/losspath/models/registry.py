@@ -18,7 +18,7 @@ from losspath.errors import LosspathError
 from losspath.models.activations import make_activation
 from losspath.models.cifar_resnet import CifarResNet
 from losspath.models.cifar_vgg import PLANS, CifarVGG
-from losspath.models.conv1d import ConvNet1d, ResNet1d
+from losspath.models.conv1d import ConvNet1d
 from losspath.models.convnet import ConvNet6
 from losspath.models.imagenet_resnet import LAYOUTS, ImageNetResNet
 from losspath.models.init import check_init_args, initialize_, remove_biases_
@@ -79,7 +79,7 @@ def _build_imagenet_resnet(name, groups, shape, classes, act):
 
 
 def _build_resnet1d(name, groups, shape, classes, act):
-    return ResNet1d(_resnet_depth(name, int(groups[0])), _width(name, groups[1], 16), shape[0], classes, act)
+    return CifarResNet(_resnet_depth(name, int(groups[0])), _width(name, groups[1], 16), shape[0], classes, act, dims=1)
 
 
 def _build_deep(name, groups, shape, classes, act):
