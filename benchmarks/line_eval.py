@@ -232,7 +232,7 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     n, rn_test, rn_train = (2000, 200, 400) if args.quick else (10_000, 1000, 2000)
     lenet_case(n, 100, args.repeats)
-    resnet_case(rn_test, rn_train, 11, 1 if args.quick else max(1, args.repeats - 1))
+    resnet_case(rn_test, rn_train, 11, 1)  # FLOP-bound and slow: one run each
     print("\n== peak memory (fresh subprocess per row) ==")
     memory_case("lenet", n, 100)
     memory_case("resnet", rn_test, 11)

@@ -208,8 +208,10 @@ def test_recompute_respects_bn_batches():
     start, end = endpoints(BNNet)
     x, y = data(BNNet, 40, 1)
     train = data(BNNet, 90, 2)
+    before = {k: v.clone() for k, v in end.items()}
     result = evaluate_line(BNNet(), start, end, (x, y), alphas=[0.0, 0.5, 1.0], batchnorm="recompute",
                            train_data=train, batch_size=20, bn_batches=2, progress=False)
+    assert all(torch.equal(before[k], end[k]) for k in end)  # the caller's tensors are never written
     loss, _ = reference_curve(BNNet, start, end, x, y, [0.0, 0.5, 1.0], bn_mode="recompute", train=train,
                               bn_batch=20, bn_batches=2)
     np.testing.assert_allclose(result.loss, loss, rtol=1e-5, atol=1e-5)

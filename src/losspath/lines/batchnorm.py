@@ -6,13 +6,13 @@ and keep torch's exact cumulative average. With momentum=None torch sets, after 
     running_mean = (1/n) Σ_i mean_i,      running_var = (1/n) Σ_i var_i · m_i / (m_i − 1),
 the plain average over batches of each batch's mean and unbiased variance (m_i values per channel in batch i).
 
-The in-place running-stat update cannot run under `vmap`, so we compute the same averages ourselves: while the
-statistics are collected every tracked BatchNorm gets running_mean = running_var = None (so it normalizes with
-batch statistics, as in train mode) and a pre-hook that records the mean and unbiased variance of its input. The
-hook's tensors are returned from the vmapped function, so one forward pass serves a whole chunk of α.
+We compute the same average ourselves, for a whole stack of α at once: during the statistics pass every tracked
+BatchNorm runs in train mode with momentum = 1.0 on running-stat buffers stacked over α, so after each batch its
+buffers hold exactly that batch's mean and unbiased variance ((1 − 1)·old + 1·new), written by torch's own fused
+kernel. In-place updates work under `vmap` because the buffers are themselves batched. We sum them in float64.
 
-Only BatchNorm layers switch to batch statistics; the rest of the model stays in eval mode (dropout off), so
-the estimate is deterministic. `update_bn` puts the whole model in train mode; for dropout-free nets the two agree.
+Only BatchNorm layers switch to train mode; the rest of the model stays in eval mode (dropout off), so the
+estimate is deterministic. `update_bn` puts the whole model in train mode; for dropout-free nets the two agree.
 """
 from __future__ import annotations
 
@@ -32,53 +32,52 @@ def tracked_batchnorms(model: nn.Module) -> dict[str, _BatchNorm]:
     }
 
 
+def _key(name: str, buffer: str) -> str:
+    return f"{name}.{buffer}" if name else buffer
+
+
 @contextmanager
 def batch_statistics(model: nn.Module, names: list[str]):
-    """Within the block the named BatchNorms normalize with batch statistics and record them in the yielded dict
-    (name → (mean, unbiased var) of the last forward)."""
-    record: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    saved, handles = {}, []
+    """Within the block the named BatchNorms normalize with batch statistics and overwrite their running
+    statistics with them (train mode, momentum 1.0)."""
+    saved = {}
     for name in names:
         m = model.get_submodule(name)
-        saved[name] = (m.running_mean, m.running_var)
-        m.running_mean = m.running_var = None
-        handles.append(m.register_forward_pre_hook(lambda mod, args, name=name: _record(record, name, args[0])))
+        saved[name] = (m.training, m.momentum)
+        m.train()
+        m.momentum = 1.0
     try:
-        yield record
+        yield
     finally:
-        for h in handles:
-            h.remove()
-        for name, (mean, var) in saved.items():
+        for name, (training, momentum) in saved.items():
             m = model.get_submodule(name)
-            m.running_mean, m.running_var = mean, var
-
-
-def _record(record: dict, name: str, x: torch.Tensor) -> None:
-    dims = [0] + list(range(2, x.dim()))
-    var, mean = torch.var_mean(x, dims, correction=1)
-    record[name] = (mean, var)
+            m.train(training)
+            m.momentum = momentum
 
 
 class CumulativeAverage:
-    """Sums per-batch statistics in float64; `result()` gives the momentum=None running mean and var."""
+    """Per-α running statistics over batches: `buffers()` are the stacked tensors the BatchNorms overwrite with
+    each batch's statistics; `add()` sums them in float64; `result()` is torch's momentum=None average."""
 
-    def __init__(self):
-        self.sums: dict[str, list[torch.Tensor]] = {}
+    def __init__(self, model: nn.Module, names: list[str], n: int, dtype: torch.dtype, device: torch.device):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.stacks: dict[str, torch.Tensor] = {}
+        for name in names:
+            channels = model.get_submodule(name).num_features
+            for buffer in ("running_mean", "running_var"):
+                self.stacks[_key(name, buffer)] = torch.zeros(n, channels, dtype=dtype, device=device)
+                self.sums[_key(name, buffer)] = torch.zeros(n, channels, dtype=torch.float64, device=device)
+            # a scratch counter: train-mode BatchNorm increments num_batches_tracked in place
+            self.stacks[_key(name, "num_batches_tracked")] = torch.zeros((), dtype=torch.long, device=device)
         self.batches = 0
 
-    def add(self, stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        for name, (mean, var) in stats.items():
-            if name in self.sums:
-                self.sums[name][0] += mean.double()
-                self.sums[name][1] += var.double()
-            else:
-                self.sums[name] = [mean.double(), var.double()]
+    def buffers(self) -> dict[str, torch.Tensor]:
+        return self.stacks
+
+    def add(self) -> None:
+        for key, total in self.sums.items():
+            total += self.stacks[key]
         self.batches += 1
 
     def result(self, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-        out = {}
-        for name, (mean, var) in self.sums.items():
-            prefix = f"{name}." if name else ""
-            out[prefix + "running_mean"] = (mean / self.batches).to(dtype)
-            out[prefix + "running_var"] = (var / self.batches).to(dtype)
-        return out
+        return {key: (total / self.batches).to(dtype) for key, total in self.sums.items()}

@@ -192,7 +192,7 @@ def _evaluate_chunk(line: StackedLine, stacked: State, fixed: State, k: int, bat
         for c0 in range(0, k, per_call):
             c1 = min(c0 + per_call, k)
             part = {name: v[c0:c1] for name, v in stacked.items()}
-            _score(line.forward(part, fixed, x, c1 - c0)[0], y, [s[c0:c1] for s in sums])
+            _score(line.forward(part, fixed, x, c1 - c0), y, [s[c0:c1] for s in sums])
         examples += len(y)
         advance(len(y))
     return sums, examples

@@ -26,7 +26,7 @@ class StackedLine:
     def __init__(self, net: nn.Module, start: State, end: State, rules: dict[str, Rule], first: str | None):
         self.net, self.start, self.end, self.rules, self.first = net, start, end, rules, first
         self.device = next(iter(end.values())).device if end else torch.device("cpu")
-        self.vectorize, self.verified, self.record = True, False, {}
+        self.vectorize, self.verified = True, False
         self.bn_names = sorted({module_of(k) for k, r in rules.items() if r.recompute})
         stray = [name for name in self.bn_names if name not in tracked_batchnorms(net)]
         if stray:
@@ -95,17 +95,15 @@ class StackedLine:
             value, is_stacked = self._value(b, a)
             (stacked if is_stacked else fixed)[b] = value
 
-    def forward(self, stacked: State, fixed: State, x: torch.Tensor, n: int):
-        """(logits (n, batch, classes), recorded BN statistics stacked over α) for the n alphas of `stacked`."""
-        record = self.record
+    def forward(self, stacked: State, fixed: State, x: torch.Tensor, n: int) -> torch.Tensor:
+        """Logits (n, batch, classes) for the n alphas of `stacked`."""
 
         def single(state, x):
-            out = functional_call(self.net, (state, fixed), (x,))
-            return out, dict(record)
+            return functional_call(self.net, (state, fixed), (x,))
 
         if not stacked or n == 1:  # one forward: nothing moves, or a single α (vmap would only add overhead)
-            out, stats = single({k: v[0] for k, v in stacked.items()}, x)
-            return out.expand(n, *out.shape), {k: tuple(t.expand(n, *t.shape) for t in v) for k, v in stats.items()}
+            out = single({k: v[0] for k, v in stacked.items()}, x)
+            return out.expand(n, *out.shape)
         if self.vectorize:
             try:
                 result = vmap(single, in_dims=(0, None))(stacked, x)
@@ -118,27 +116,25 @@ class StackedLine:
                               "evaluating one alpha at a time.", stacklevel=4)
                 self.vectorize = False
                 self.new_batch()
-        outs = [single({k: v[i] for k, v in stacked.items()}, x) for i in range(n)]
-        logits = torch.stack([o[0] for o in outs])
-        stats = {k: (torch.stack([o[1][k][0] for o in outs]), torch.stack([o[1][k][1] for o in outs]))
-                 for k in outs[0][1]}
-        return logits, stats
+        return torch.stack([single({k: v[i] for k, v in stacked.items()}, x) for i in range(n)])
 
     def recompute(self, stacked: State, fixed: State, train_batches, n: int, per_call: int) -> State:
         """Running statistics at every α of the stack: the exact cumulative average over `train_batches`."""
-        average = [CumulativeAverage() for _ in range(0, n, per_call)]
-        with batch_statistics(self.net, self.bn_names) as record:
-            self.record = record
+        keys = [k for k, r in self.rules.items() if r.recompute]
+        average = CumulativeAverage(self.net, self.bn_names, n, self.end[keys[0]].dtype, self.device)
+        stats = {k: v for k, v in average.buffers().items() if v.dim() > 0}
+        fixed = {**fixed, **{k: v for k, v in average.buffers().items() if v.dim() == 0}}
+        with batch_statistics(self.net, self.bn_names):
             try:
                 for x, _ in train_batches:
                     self.new_batch()
-                    for i, lo in enumerate(range(0, n, per_call)):
-                        part = {k: v[lo : lo + per_call] for k, v in stacked.items()}
-                        average[i].add(self.forward(part, fixed, x, min(per_call, n - lo))[1])
+                    for lo in range(0, n, per_call):
+                        hi = min(lo + per_call, n)
+                        part = {k: v[lo:hi] for k, v in {**stacked, **stats}.items()}
+                        self.forward(part, fixed, x, hi - lo)  # writes this batch's statistics into `stats`
+                    average.add()
             finally:
-                self.record = {}
                 self.new_batch()
-        if average[0].batches == 0:
+        if average.batches == 0:
             raise LosspathError("The training data for batchnorm='recompute' is empty.")
-        parts = [avg.result(torch.float64) for avg in average]
-        return {k: torch.cat([p[k] for p in parts]).to(self.end[k].dtype) for k in parts[0] if k in self.rules}
+        return {k: v for k, v in average.result(self.end[keys[0]].dtype).items() if k in self.rules}
