@@ -182,7 +182,7 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
 
     from ..checkpoints import atomic_write_text, load_state
     from ..data import load_dataset
-    from ..errors import LosspathError
+    from ..errors import LosspathError, TrainingDiverged
     from ..lines import run_line
     from ..metrics import summarize
     from ..training import evaluate, model_for, train
@@ -219,9 +219,7 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
         k = d.num_classes
         try:
             run = train(hp, root=root, dataset=d, progress=progress, device=device)
-        except LosspathError as e:
-            if "diverged" not in str(e):
-                raise
+        except TrainingDiverged:
             runs.append(dict(**s.row(), run=hp.run_id(), status="diverged"))
             continue
         model = model_for(hp, d)

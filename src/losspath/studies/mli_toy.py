@@ -103,7 +103,7 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
 
     from ..checkpoints import atomic_write_text, load_state
     from ..data.toy import DEFAULT_STRENGTHS, make_toy_dataset
-    from ..errors import LosspathError
+    from ..errors import LosspathError, TrainingDiverged
     from ..hparams import Hparams
     from ..lines import run_line
     from ..metrics import summarize
@@ -132,9 +132,7 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
         key = dict(r=r, init_scale=scale, replicate=seed)
         try:
             run = train(hp, root=root, dataset=data, progress=progress, device=device)
-        except LosspathError as e:
-            if "diverged" not in str(e):
-                raise
+        except TrainingDiverged:
             summary.append(dict(**key, scheme="all", status="diverged"))
             continue
         model = model_for(hp, data)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..checkpoints import atomic_write_text, load_state, save_state, write_json
 from ..data import Dataset, load_dataset
 from ..device import resolve_device
-from ..errors import LosspathError
+from ..errors import LosspathError, TrainingDiverged
 from ..hparams import Hparams
 from ..models import build_model
 from ..steps import checkpoint_schedule, iterations_per_epoch, parse_step
@@ -29,6 +29,7 @@ from ..store import Run, default_root, run_lock
 from .evaluate import evaluate
 from .optim import lr_at, make_optimizer
 
+RESUME_SECONDS = 30.0  # at most this much training is redone after an interruption between checkpoints
 FULL_BATCH_CHUNK = 4096  # full-batch gradients are accumulated over chunks of this many examples
 
 
@@ -128,7 +129,7 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
         _truncate_metrics(run, resumed_at)
     augment = data.augment if hp.augment else None
     full_batch = hp.batch_size <= 0 or hp.batch_size >= n
-    start_time = time.time()
+    start_time = saved_at = time.time()
     order, order_epoch = None, None
     last_metrics = {}
     model.train()
@@ -146,8 +147,11 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
             sums = [0.0, 0.0, 0]
         if t == last:
             break
-        if (pos == 0 or t in schedule) and main:
+        # resume points: every checkpoint, and epoch ends at most every RESUME_SECONDS (full-batch runs
+        # have an epoch per iteration; a save per iteration would dominate their cost)
+        if main and (t in schedule or (pos == 0 and time.time() - saved_at > RESUME_SECONDS)):
             _save_resume(run, model, opt, t, sums)
+            saved_at = time.time()
 
         for g in opt.param_groups:
             g["lr"] = lr_at(t, hp, per_epoch)
@@ -177,7 +181,7 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
         sums[1] += stats[1].item() / len(index)
         sums[2] += 1
         if not math.isfinite(stats[0].item()):
-            raise LosspathError(f"Training diverged (loss is {stats[0].item()}) at iteration {t}; lower the learning rate.")
+            raise TrainingDiverged(f"Training diverged (loss is {stats[0].item()}) at iteration {t}; lower the learning rate.")
         opt.step()
         t += 1
         bar.update(1)
