@@ -16,7 +16,6 @@ from ..errors import LosspathError
 
 State = dict[str, torch.Tensor]
 BN_STAT_SUFFIXES = ("running_mean", "running_var")
-BUFFER_SUFFIXES = BN_STAT_SUFFIXES + ("num_batches_tracked",)
 
 
 def resolve_state(ref, which: str = "endpoint") -> State:
@@ -114,6 +113,8 @@ def interpolated_state(start: State, end: State, alpha: float, scheme="all", *, 
     """
     from .schemes import line_rules
 
+    if batchnorm == "recompute":
+        raise LosspathError("batchnorm='recompute' needs training data; use evaluate_line.")
     rules = line_rules(list(end), end, scheme, hold=hold, batchnorm=batchnorm, depths=depths)
     alphas = torch.tensor([float(alpha)], dtype=torch.float64)
     out = {}
