@@ -1,4 +1,5 @@
 """Small real data for tests (importable from subprocesses too)."""
+import pytest
 import torch
 
 from losspath.data import Dataset, Split
@@ -15,3 +16,14 @@ def make_blobs(n_train: int = 200, n_test: int = 100, seed: int = 0) -> Dataset:
         return Split(x.unsqueeze(1).float(), y.long(), 4)
 
     return Dataset("blobs", make(n_train), make(n_test))
+
+
+def run_cli(args, capsys):
+    """Run `losspath ARGS` in-process: (exit code, stdout, stderr)."""
+    from losspath.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err

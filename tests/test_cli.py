@@ -5,15 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from losspath.cli import main
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from helpers import run_cli
 
 
 def test_train_prints_run_dir_and_runs_lists_it(tmp_path, capsys):

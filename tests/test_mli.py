@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from losspath.cli import main
+from helpers import run_cli
 from losspath.data.toy import make_toy_dataset
 from losspath.errors import LosspathError
 from losspath.models import build_model
@@ -21,14 +21,6 @@ from losspath.models.toy import end_to_end_weight
 from losspath.studies import mli_plateau, mli_toy
 
 SETTING_COLUMNS = ["dataset", "family", "model", "depth", "layers", "init_scale", "bias", "replicate"]
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def check_unit_interval_or_nan(values):
