@@ -281,7 +281,7 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
     text = describe(tables, split=split, hold=hold)
     atomic_write_text(out / "findings.txt", text + "\n")
     seconds = time.time() - started
-    from ..report import write_study_metadata
+    from ..report import write_report, write_study_metadata
 
     write_study_metadata(out, study="mli-plateau", title="MLI plateau: the biased view (Wang et al. 2023)",
                          settings=dict(training=training, width=width, replicates=replicates),
@@ -289,7 +289,7 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
                                       conv_init_scales=conv_init_scales, points=points, split=split, hold=hold),
                          seconds=seconds, device=device, captions=CAPTIONS,
                          summary_keys=["dataset", "family", "model", "depth", "init_scale", "bias", "scheme"])
-    return dict(**tables, figures=figures, text=text, seconds=seconds)
+    return dict(**tables, figures=figures, text=text, seconds=seconds, report=write_report(out))
 
 
 def _rank_corr(x, y) -> float:
@@ -435,6 +435,7 @@ def cli(
     typer.echo(result["text"])
     typer.echo(f"wrote {out}/curves.csv, summary.csv, biases.csv, runs.csv and {len(result['figures'])} figure "
                f"files in {result['seconds']:.0f} s")
+    typer.echo(f"report: {result['report']}")
 
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)

@@ -193,13 +193,13 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
     text = describe(tables, strengths, training)
     atomic_write_text(out / "findings.txt", text + "\n")
     seconds = time.time() - started
-    from ..report import write_study_metadata
+    from ..report import write_report, write_study_metadata
 
     write_study_metadata(out, study="mli-toy", title="MLI plateau: the toy model (Wang et al. 2023)",
                          settings=dict(training=training, data=data.name, width=width, activation=activation),
                          options=dict(depths=depths, init_scales=init_scales, replicates=replicates, points=points),
                          seconds=seconds, device=device, captions=CAPTIONS, summary_keys=["r", "init_scale", "scheme"])
-    return dict(**tables, figures=figures, text=text, seconds=seconds)
+    return dict(**tables, figures=figures, text=text, seconds=seconds, report=write_report(out))
 
 
 def describe(tables: dict, strengths, training: dict) -> str:
@@ -292,6 +292,7 @@ def cli(
     typer.echo(result["text"])
     typer.echo(f"wrote {out}/dynamics.csv, classes.csv, curves.csv, summary.csv and {len(result['figures'])} figure "
                f"files in {result['seconds']:.0f} s")
+    typer.echo(f"report: {result['report']}")
 
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
