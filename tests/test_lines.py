@@ -90,7 +90,7 @@ def data(model_cls, n, seed):
     return torch.randn((n,) + SHAPES[model_cls], generator=g), torch.randint(0, CLASSES, (n,), generator=g)
 
 
-# ------------------------------------------------------------------------------ the plain reference, written independently
+# ------------------------------------------------------------- the plain reference, written independently
 
 
 def reference_state(model_cls, start, end, alpha, scheme, hold, bn_mode):

@@ -52,6 +52,9 @@ class Rule:
         return alphas**self.power
 
 
+BN_RULES = {"start": Rule(constant=0), "end": Rule(constant=1), "recompute": Rule(recompute=True)}
+
+
 def is_bias(key: str) -> bool:
     return key.rsplit(".", 1)[-1].endswith("bias")
 
@@ -91,7 +94,7 @@ def line_rules(keys: list[str], reference: State, scheme="all", *, hold: str = "
         if not reference[k].is_floating_point():
             rules[k] = Rule(constant=1)
         elif is_bn_stat(k) and batchnorm != "interpolate":
-            rules[k] = {"start": Rule(constant=0), "end": Rule(constant=1), "recompute": Rule(recompute=True)}[batchnorm]
+            rules[k] = BN_RULES[batchnorm]
         elif prefixes is not None:
             rules[k] = Rule() if any(_under(k, p) for p in prefixes) else held
         elif scheme == "all":
