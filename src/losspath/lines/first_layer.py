@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .probe import probe_calls
+
 # Exact types: a subclass may override forward with something non-linear in the weight (weight standardization).
 LINEAR_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -25,21 +27,7 @@ def find_first_layer(model: nn.Module, inputs: torch.Tensor, state: dict | None 
     transformation (normalization, scaling) does not. Returns None (no shortcut)
     when there is no such module, or it is called more than once, or its weight is shared with another module.
     """
-    calls: list[tuple[str, torch.Tensor]] = []
-    handles = [
-        m.register_forward_pre_hook(lambda mod, args, name=name: calls.append((name, args[0])))
-        for name, m in model.named_modules()
-        if type(m) in LINEAR_TYPES
-    ]
-    try:
-        with torch.inference_mode():
-            if state is None:
-                model(inputs)
-            else:
-                torch.func.functional_call(model, state, (inputs,))
-    finally:
-        for h in handles:
-            h.remove()
+    calls = probe_calls(model, inputs, [name for name, m in model.named_modules() if type(m) in LINEAR_TYPES], state)
     candidates = [name for name, x in calls if isinstance(x, torch.Tensor) and _same_values(x, inputs)]
     if not candidates:
         return None

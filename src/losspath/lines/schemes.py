@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import LosspathError
+from .probe import probe_calls
 from .states import State, is_bn_stat
 
 SCHEMES = ("all", "weights", "biases", "homogeneous")
@@ -121,19 +122,6 @@ def layer_depths(model: nn.Module, inputs: torch.Tensor, state: State | None = N
     `state` (optional) is loaded functionally for the probe; the model's own weights are used otherwise.
     """
     owners = [name for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
-    order: list[str] = []
-    handles = []
-    for name, m in model.named_modules():
-        if name in owners:
-            handles.append(m.register_forward_pre_hook(lambda mod, args, name=name: order.append(name)))
-    try:
-        with torch.inference_mode():
-            if state is None:
-                model(inputs)
-            else:
-                torch.func.functional_call(model, state, (inputs,))
-    finally:
-        for h in handles:
-            h.remove()
+    order = [name for name, _ in probe_calls(model, inputs, owners, state)]
     ranked = list(dict.fromkeys(order)) + [n for n in owners if n not in order]
     return {name: i + 1 for i, name in enumerate(ranked)}
