@@ -19,6 +19,7 @@ import typer
 from ..checkpoints import atomic_write_text
 from ..errors import LosspathError
 from ..hparams import Hparams, paper_defaults
+from ..lines.schemes import BATCHNORM_MODES
 from ..metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_end
 from ..store import Run
 from ..sweeps import cached_dataset, line_job, make_executor, train_job
@@ -94,8 +95,8 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
         raise LosspathError("--replicates must be at least 1 and --points at least 2.")
     if split not in ("train", "test"):
         raise LosspathError(f"Unknown split {split!r}; use 'train' or 'test'.")
-    if batchnorm not in ("interpolate", "recompute", "start", "end"):
-        raise LosspathError(f"Unknown BatchNorm mode {batchnorm!r}; use interpolate, recompute, start or end.")
+    if batchnorm not in BATCHNORM_MODES:
+        raise LosspathError(f"Unknown BatchNorm mode {batchnorm!r}; use {', '.join(BATCHNORM_MODES)}.")
     root, data_root = (str(p) if p is not None else None for p in (root, data_root))
     out = Path(out)
     started = time.time()
@@ -104,15 +105,12 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
 
     # the job graph: train every run, then a line from each saved step below the last (Frankle 2020 §2)
     runs, lines = {}, {}
-    plans = {}
-    for name in settings:
-        for r in range(replicates):
-            hp = hparams_for(name, r, steps)
-            plans[name, r] = plan_run(hp, len(cached_dataset(hp.dataset, data_root).train))
+    hparams = {(name, r): hparams_for(name, r, steps) for name in settings for r in range(replicates)}
+    plans = {key: plan_run(hp, len(cached_dataset(hp.dataset, data_root).train)) for key, hp in hparams.items()}
     ex = make_executor(executor, scheduler=scheduler, workers=workers)
     try:
         for (name, r), plan in plans.items():
-            hp = hparams_for(name, r, steps)
+            hp = hparams[name, r]
             runs[name, r] = ex.submit(train_job, hp, root, data_root, device, threads)
             for t in plan["schedule"][:-1]:
                 lines[name, r, t] = ex.submit(line_job, runs[name, r], t, plan["last_step"], data_root, options, threads)
