@@ -31,6 +31,23 @@ class MLP(nn.Sequential):
                          nn.ReLU(), nn.Linear(10, CLASSES, bias=bias))
 
 
+class BNMLP(nn.Sequential):
+    """A ReLU pair (1, 3) whose output goes through BatchNorm."""
+    LAYERS = ["1", "3", "4", "6"]
+
+    def __init__(self):
+        super().__init__(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 10), nn.BatchNorm1d(10),
+                         nn.ReLU(), nn.Linear(10, CLASSES))
+
+
+class TwoLayer(nn.Sequential):
+    """A ReLU pair whose second layer gives the logits."""
+    LAYERS = ["0", "2"]
+
+    def __init__(self):
+        super().__init__(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, CLASSES))
+
+
 class ConvNet(nn.Module):
     LAYERS = ["conv1", "conv2", "fc"]
 
@@ -64,7 +81,8 @@ class BNNet(nn.Module):
         return self.fc2(F.relu(self.bn3(self.fc1(x))))
 
 
-SHAPES = {MLP: (3, 4), ConvNet: (3, 5, 5), BNNet: (3, 5, 5)}
+SHAPES = {MLP: (3, 4), BNMLP: (3, 4), TwoLayer: (4,), ConvNet: (3, 5, 5), BNNet: (3, 5, 5)}
+PAIRS = {MLP: "3", BNMLP: "3", TwoLayer: "2"}  # the second layer of each model's ReLU pair
 
 
 def endpoints(model_cls, seed=0):
@@ -152,9 +170,11 @@ SCHEMES = ["all", "weights", "biases", "homogeneous"]
 CASES = [(MLP, s, "interpolate") for s in SCHEMES + [["3"]]]
 CASES += [(ConvNet, s, "interpolate") for s in SCHEMES + [["conv2", "fc"]]]
 CASES += [(BNNet, s, bn) for s in SCHEMES + [["bn2", "fc1"]] for bn in ("interpolate", "recompute", "start", "end")]
+CASES += [(BNMLP, s, bn) for s in ("all", "homogeneous", ["4"]) for bn in ("interpolate", "recompute", "end")]
+CASES += [(TwoLayer, s, "interpolate") for s in SCHEMES + [["2"]]]
 
 
-@pytest.mark.parametrize("shortcut", [True, False], ids=["shortcut", "no_shortcut"])
+@pytest.mark.parametrize("shortcut", ["relu_pair", "first_layer", "none"])
 @pytest.mark.parametrize("model_cls,scheme,bn_mode", CASES, ids=lambda v: v if isinstance(v, str) else
                          (v.__name__ if isinstance(v, type) else "+".join(v)))
 def test_engine_matches_plain_reference(model_cls, scheme, bn_mode, shortcut):
@@ -164,13 +184,15 @@ def test_engine_matches_plain_reference(model_cls, scheme, bn_mode, shortcut):
     hold = "start" if scheme == "biases" else "end"
     result = evaluate_line(model_cls(), start, end, (x, y), alphas=ALPHAS, scheme=scheme, batchnorm=bn_mode,
                            train_data=train if bn_mode == "recompute" else None, hold=hold, progress=False,
-                           batch_size=32, first_layer_shortcut=shortcut)
+                           batch_size=32, first_layer_shortcut=shortcut != "none",
+                           relu_shortcut=shortcut == "relu_pair")
     loss, error = reference_curve(model_cls, start, end, x, y, ALPHAS, scheme, hold, bn_mode, train, bn_batch=32)
     np.testing.assert_allclose(result.loss, loss, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(result.error, error)
     assert result.class_counts.shape == (len(ALPHAS), CLASSES)
     assert (result.class_counts.sum(1) == len(y)).all()
-    assert (result.info["first_layer"] is not None) == shortcut
+    assert (result.info["first_layer"] is not None) == (shortcut != "none")
+    assert result.info["relu_pair"] == (PAIRS.get(model_cls) if shortcut == "relu_pair" else None)
 
 
 def test_first_layer_found_through_flatten_and_not_after_transform():

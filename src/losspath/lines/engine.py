@@ -25,6 +25,7 @@ from torch.func import functional_call
 from ..errors import LosspathError
 from .data_source import DataSource
 from .first_layer import find_first_layer
+from .relu_pair import find_relu_pair
 from .result import LineResult
 from .schemes import layer_depths, line_rules
 from .stacked import StackedLine
@@ -33,12 +34,15 @@ from .states import State, check_endpoints, check_finite, resolve_state
 EVAL_BATCH = 256  # evaluation batch size when we choose it (tensors and Splits, batch_size=None)
 WORKING_SET = 64 * 2**20  # activation bytes one vmapped call aims at
 BN_BATCH_SIZE = 128  # training batch size for recomputed BN statistics, unless batch_size is given
+MIN_PAIR_ALPHAS = 5  # the ReLU-pair shortcut costs four α's worth of matrix products per batch
+PAIR_TABLE = 5 * 2**19  # bytes of second-layer outputs (all α of a batch) the ReLU-pair shortcut aims at
 
 
 def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alphas=None, scheme="all",
                   batchnorm: str = "interpolate", train_data=None, batch_size: int | None = None, device=None,
                   progress: bool = True, hold: str = "end", bn_batches: int | None = None,
-                  max_memory: int = 2**30, first_layer_shortcut: bool = True) -> LineResult:
+                  max_memory: int = 2**30, first_layer_shortcut: bool = True, relu_shortcut: bool = True
+                  ) -> LineResult:
     """Evaluate mean cross-entropy, top-1 error and predicted-class counts at θ(α) for every α.
 
     model      any nn.Module with the architecture; its own weights are not used (a copy is run).
@@ -55,6 +59,8 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     max_memory bytes for stacked states + activations (estimated by a probe forward); sets how many α share
                a pass over the data.
     first_layer_shortcut  evaluate the first Linear/Conv layer once per endpoint instead of once per α.
+    relu_shortcut  with it, on the CPU, evaluate a Linear → ReLU → Linear input block per ReLU switch instead of
+               per α (lines.relu_pair; needs 5 or more α).
     """
     alphas = _alpha_grid(points, alphas)
     for name, value in (("batch_size", batch_size), ("bn_batches", bn_batches), ("max_memory", max_memory)):
@@ -81,12 +87,19 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     depths = layer_depths(net, probe_x, end_state) if scheme == "homogeneous" else None
     rules = line_rules(list(reference), reference, scheme, hold=hold, batchnorm=batchnorm, depths=depths)
     first = find_first_layer(net, probe_x, end_state) if first_layer_shortcut else None
-    line = StackedLine(net, start_state, end_state, rules, first)
+    second = None
+    if relu_shortcut and device.type == "cpu" and len(alphas) >= MIN_PAIR_ALPHAS:
+        second = find_relu_pair(net, probe_x, end_state, first, rules)
+    if second is not None:
+        pair_row_bytes = net.get_submodule(second).out_features * end_state[f"{second}.weight"].element_size()
+    line = StackedLine(net, start_state, end_state, rules, first, second)
 
     n = len(eval_data)
     eval_bs = batch_size or len(first_x)
     if batch_size is None and eval_data.chooses_batch_size:  # EVAL_BATCH, fewer if one α would overflow
         eval_bs = int(min(max(n, 1), EVAL_BATCH, max(1, max_memory // (input_bytes + act_bytes))))
+        if second is not None:  # one call per batch, its second-layer outputs for every α in cache
+            eval_bs = min(eval_bs, max(16, PAIR_TABLE // (len(alphas) * pair_row_bytes)))
     train_bs = batch_size or BN_BATCH_SIZE
     widest = max(eval_bs, train_bs if train is not None else 0)
     chunk, per_call = _plan(len(alphas), line.bytes_per_alpha(), widest * input_bytes, widest * act_bytes,
@@ -119,7 +132,7 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
         distance=distance(start_state, end_state, names),
         relative_distance=relative_distance(start_state, end_state, names),
         info={"chunk": chunk, "per_call": per_call, "batch_size": eval_bs, "first_layer": first,
-              "vectorized": line.vectorize},
+              "relu_pair": second, "vectorized": line.vectorize},
     )
 
 
@@ -213,9 +226,9 @@ def _plan(n_alphas: int, param_bytes: int, input_bytes: int, act_bytes: int, max
 
 
 def _score(logits: torch.Tensor, y: torch.Tensor, sums: list) -> None:
-    """Add per-example cross-entropy (float64 sums; NaN from overflowed logits counts as inf), errors and
-    predicted-class counts for a (alphas, batch, classes) block of logits."""
-    logits = logits.float()
+    """Add per-example cross-entropy (float32, float64 for a float64 model; float64 sums; NaN from overflowed
+    logits counts as inf), errors and predicted-class counts for a (alphas, batch, classes) block of logits."""
+    logits = logits if logits.dtype == torch.float64 else logits.float()
     k, b, c = logits.shape
     # classes first: the reductions over a short class axis then run as vectorized elementwise ops
     by_class = logits.permute(2, 0, 1).contiguous()

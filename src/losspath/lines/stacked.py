@@ -16,35 +16,50 @@ from torch.func import functional_call, vmap
 from ..errors import LosspathError
 from .batchnorm import CumulativeAverage, batch_statistics, tracked_batchnorms
 from .first_layer import FirstLayerShortcut
+from .relu_pair import ALPHAS_KEY, BIAS_KEY, ReluPair
 from .schemes import Rule, module_of
 from .states import State, blend
 
 
 class StackedLine:
-    """A private copy of the model with endpoint states and rules; builds per-chunk stacks and runs them."""
+    """A private copy of the model with endpoint states and rules; builds per-chunk stacks and runs them.
 
-    def __init__(self, net: nn.Module, start: State, end: State, rules: dict[str, Rule], first: str | None):
-        self.net, self.start, self.end, self.rules, self.first = net, start, end, rules, first
+    `first`: the first layer's name (first-layer shortcut); `second`: with it, the second layer of a ReLU pair
+    (relu_pair.py), which then replaces the first-layer shortcut.
+    """
+
+    def __init__(self, net: nn.Module, start: State, end: State, rules: dict[str, Rule], first: str | None,
+                 second: str | None = None):
+        self.net, self.start, self.end, self.rules, self.first, self.second = net, start, end, rules, first, second
         self.device = next(iter(end.values())).device if end else torch.device("cpu")
         self.vectorize, self.verified = True, False
         self.bn_names = sorted({module_of(k) for k, r in rules.items() if r.recompute})
         stray = [name for name in self.bn_names if name not in tracked_batchnorms(net)]
         if stray:
             raise LosspathError(f"batchnorm='recompute' needs BatchNorm modules; {', '.join(stray)} are not.")
-        self.shortcut = None
-        if first is not None:
+        self.shortcut = self.pair = None
+        if second is not None:
+            self.pair = ReluPair(second)
+            for name, module in zip((first, second), self.pair.stand_ins):
+                self._replace(name, module)
+        elif first is not None:
             self.shortcut = FirstLayerShortcut(net.get_submodule(first))
-            parent, _, child = first.rpartition(".")
-            if first == "":  # the whole model is one layer (softmax regression)
-                self.net = self.shortcut
-            else:
-                setattr(net.get_submodule(parent) if parent else net, child, self.shortcut)
+            self._replace(first, self.shortcut)
+
+    def _replace(self, name: str, module: nn.Module) -> None:
+        parent, _, child = name.rpartition(".")
+        if name == "":  # the whole model is one layer (softmax regression)
+            self.net = module
+        else:
+            setattr(self.net.get_submodule(parent) if parent else self.net, child, module)
 
     def _key(self, name: str) -> str:
         return f"{self.first}.{name}" if self.first else name
 
     def _first_keys(self) -> set[str]:
-        return {self._key("weight"), self._key("bias")} if self.first is not None else set()
+        """Keys the shortcuts handle themselves (never stacked by `states`)."""
+        modules = [m for m in (self.first, self.second) if m is not None]
+        return {f"{m}.{p}" if m else p for m in modules for p in ("weight", "bias")}
 
     def bytes_per_alpha(self) -> int:
         """Bytes of the stacked tensors per α (the first layer's weight is never stacked)."""
@@ -53,8 +68,9 @@ class StackedLine:
                    for k, r in self.rules.items() if r.constant is None and k not in skip)
 
     def new_batch(self) -> None:
-        if self.shortcut is not None:
-            self.shortcut.new_batch()
+        for shortcut in (self.shortcut, self.pair):
+            if shortcut is not None:
+                shortcut.new_batch()
 
     def _value(self, key: str, a: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """The tensor of `key` for alphas `a`, and whether it is stacked over α."""
@@ -72,9 +88,30 @@ class StackedLine:
                 continue
             value, is_stacked = self._value(k, a)
             (stacked if is_stacked else fixed)[k] = value
-        if self.first is not None:
+        if self.pair is not None:
+            self._configure_pair(a, stacked)
+        elif self.first is not None:
             self._configure_first(a, stacked, fixed)
         return stacked, fixed
+
+    def _configure_pair(self, a, stacked) -> None:
+        """Endpoint values of the pair's weights for the kernel; the α and second-layer biases go in the stack."""
+        ends = torch.tensor([0.0, 1.0], dtype=torch.float64, device=a.device)
+
+        def at_ends(key):
+            if key not in self.rules:
+                return None, None
+            value, is_stacked = self._value(key, ends)
+            return (value[0], value[1]) if is_stacked else (value, value)
+
+        weight = at_ends(f"{self.second}.weight")
+        self.pair.configure(at_ends(self._key("weight")), at_ends(self._key("bias")), weight)
+        stacked[ALPHAS_KEY] = a
+        if f"{self.second}.bias" in self.rules:
+            bias, is_stacked = self._value(f"{self.second}.bias", a)
+            stacked[BIAS_KEY] = bias if is_stacked else bias.expand(len(a), -1)
+        else:
+            stacked[BIAS_KEY] = weight[0].new_zeros(len(a), weight[0].shape[0])
 
     def _configure_first(self, a, stacked, fixed) -> None:
         w, b = self._key("weight"), self._key("bias")
@@ -100,6 +137,9 @@ class StackedLine:
 
         def single(state, x):
             return functional_call(self.net, (state, fixed), (x,))
+
+        if self.pair is not None:
+            stacked = self.pair.fill(stacked, x)
 
         if not stacked or n == 1:  # one forward: nothing moves, or a single α (vmap would only add overhead)
             out = single({k: v[0] for k, v in stacked.items()}, x)

@@ -1,0 +1,162 @@
+"""Exact ReLU-pair shortcut: Linear → ReLU → Linear at the input costs per unit switch, not per α.
+
+With the first-layer shortcut (`first_layer.py`) a LeNet's first layer runs twice per batch, but every α still
+pays for the second layer. When the first layer's weight and bias move affinely with α (coefficient α or held:
+every scheme of `schemes.py` for a first layer), each example's pre-activation is z(α) = p + α·q with
+p = z(0), q = z(1) − z(0), so every hidden unit's ReLU switches at most once along the whole line. If the second
+layer's weight is affine too, W(α) = M + α·D, its output is a quadratic in α between switches:
+
+    y(α) = Σ_{j on at α} (M_j + α·D_j)(p_j + α·q_j) + b(α) = P0 + α·P1 + α²·P2 + b(α),
+    P0 = Σ_on p_j·M_j,   P1 = Σ_on (q_j·M_j + p_j·D_j),   P2 = Σ_on q_j·D_j        (M_j: column j of M).
+
+We get (P0, P1, P2) at the smallest α with four matrix products, then sweep the α in increasing order and add or
+remove a unit's three terms where it switches (`kernels.py`). The cost per example is four α's worth of matrix
+products plus O(switches × outputs), instead of O(α × hidden × outputs); the rest of the network runs under
+vmap from the second layer's output on. It is the same function, summed in another order (in float64).
+
+We apply it only where a probe proves the structure (`find_relu_pair`) and only on the CPU.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from .kernels import relu_pair_sweep, switch_points
+from .schemes import Rule
+
+ALPHAS_KEY, BIAS_KEY = "\0relu_pair.alphas", "\0relu_pair.bias"  # per-α entries of the stack, not model keys
+
+
+def find_relu_pair(model: nn.Module, inputs: torch.Tensor, state: dict, first: str | None,
+                   rules: dict[str, Rule]) -> str | None:
+    """Name of the nn.Linear whose input is exactly relu(first layer's output) and through which alone the first
+    layer reaches the logits, if `first` is an nn.Linear and both layers' weights move affinely; else None.
+
+    The probe runs twice: as is, then with the first layer's output replaced by large random values and the
+    second layer's output pinned to its first-run value. The second layer must see relu of the replacement (so
+    the op between is ReLU, not a clamp that agrees on small values), and the logits must not change (so nothing
+    else reads the first layer's or the ReLU's output).
+    """
+    if first is None or type(model.get_submodule(first)) is not nn.Linear:
+        return None
+    second = _next_linear(model, inputs, state, first)
+    keys = [f"{first}.weight", f"{first}.bias", f"{second}.weight"] if second else []
+    if second is None or not all(_affine(rules.get(k)) for k in keys):
+        return None
+    logits, seen = _probe(model, inputs, state, first, second)
+    z, h = seen.get("first"), seen.get("input")
+    if z is None or z.dim() != 2 or z.dtype not in (torch.float32, torch.float64) or h is None \
+            or h.shape != z.shape or not torch.equal(h, F.relu(z)):
+        return None
+    g = torch.Generator().manual_seed(0)
+    noise = (torch.randn(z.shape, generator=g, dtype=z.dtype) * (10 * z.abs().max().item() + 10)).to(z.device)
+    logits2, seen2 = _probe(model, inputs, state, first, second, noise, seen["output"])
+    return second if torch.equal(seen2["input"], F.relu(noise)) and torch.equal(logits2, logits) else None
+
+
+def _affine(rule: Rule | None) -> bool:
+    return rule is None or (not rule.recompute and (rule.constant is not None or rule.power == 1))
+
+
+def _next_linear(model: nn.Module, inputs, state, first: str) -> str | None:
+    """The Linear module called right after `first` (and only once), if its weight is its own."""
+    from .probe import probe_calls
+
+    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    order = [name for name, _ in probe_calls(model, inputs, names, state)]
+    at = order.index(first)
+    if at + 1 >= len(order) or type(model.get_submodule(order[at + 1])) is not nn.Linear:
+        return None
+    second = order[at + 1]
+    module = model.get_submodule(second)
+    owners = [n for n, p in model.named_parameters(remove_duplicate=False) if any(p is t for t in module.parameters())]
+    return second if order.count(second) == 1 and len(owners) == len(list(module.parameters())) else None
+
+
+def _probe(model, inputs, state, first, second, replace_first=None, replace_output=None):
+    """Logits and {first: first layer's output, input/output: the second layer's} of one forward, optionally
+    with those two outputs replaced."""
+    seen = {}
+
+    def on_first(module, args, out):
+        seen["first"] = out if replace_first is None else replace_first
+        return seen["first"]
+
+    def on_second(module, args, out):
+        seen["input"] = args[0]
+        seen["output"] = out if replace_output is None else replace_output
+        return seen["output"]
+
+    handles = [model.get_submodule(first).register_forward_hook(on_first),
+               model.get_submodule(second).register_forward_hook(on_second)]
+    try:
+        with torch.inference_mode():
+            logits = functional_call(model, state, (inputs,))
+    finally:
+        for h in handles:
+            h.remove()
+    return logits, seen
+
+
+class _Given(nn.Module):
+    """Stands in for the first layer: returns the unbatched p (vmap then runs the ReLU on it once)."""
+
+    def __init__(self):
+        super().__init__()
+        self.value = None
+
+    def forward(self, x):
+        return self.value
+
+
+class _Table(nn.Module):
+    """Stands in for the second layer: returns its buffer `out`, filled per α through functional_call."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("out", torch.zeros(()))
+
+    def forward(self, x):
+        return self.out
+
+
+class ReluPair:
+    """The two stand-in modules and the computation of the second layer's outputs for a batch and some α."""
+
+    def __init__(self, second: str):
+        self.out_key = f"{second}.out"
+        self.stand_ins = (_Given(), _Table())
+        self.cache = None
+
+    def configure(self, w1, b1, w2) -> None:
+        """(value at α = 0, value at α = 1) of the first layer's weight and bias (None: no bias) and the second
+        layer's weight."""
+        self.w1, self.b1 = w1, b1
+        self.m_t, self.d_t = w2[0].t().contiguous(), (w2[1] - w2[0]).t().contiguous()
+        self.new_batch()
+
+    def new_batch(self) -> None:
+        self.cache = None
+
+    def _pq(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cache is None or self.cache[0].shape[0] * self.w1[0].shape[1] != x.numel():
+            flat = x.reshape(-1, self.w1[0].shape[1])  # the first layer's input: x reshaped (find_first_layer)
+            z0, z1 = (F.linear(flat, w, b) for w, b in zip(self.w1, self.b1))
+            self.cache = (z0, z1 - z0)
+        return self.cache
+
+    def fill(self, stacked: dict, x: torch.Tensor) -> dict:
+        """`stacked` with the α and second-layer bias entries replaced by the second layer's outputs."""
+        stacked = dict(stacked)
+        alphas, bias = stacked.pop(ALPHAS_KEY), stacked.pop(BIAS_KEY)
+        p, q = self._pq(x)
+        self.stand_ins[0].value = p
+        on_first, switch, order = switch_points(p, q, alphas)
+        on = on_first.to(p.dtype)
+        hp, hq = on * p, on * q
+        coefficients = (hp @ self.m_t, torch.addmm(hq @ self.m_t, hp, self.d_t), hq @ self.d_t)
+        stacked[self.out_key] = relu_pair_sweep(p, q, on_first, switch, alphas, order, coefficients, self.m_t,
+                                                self.d_t, bias)
+        return stacked
