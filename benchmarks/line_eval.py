@@ -124,12 +124,17 @@ def lenet_case(n, points, repeats):
     except Exception as e:  # noqa: BLE001
         print(f"loss-landscapes unavailable: {type(e).__name__}: {e}")
         have_ll = False
-    evaluate_line(model_start, start, end, (x[:500], y[:500]), points=points, progress=False)  # warm-up
+    warm = time.perf_counter()  # warm-up; the first one in a fresh checkout also compiles the numba kernels
+    evaluate_line(model_start, start, end, (x[:500], y[:500]), points=points, progress=False)
+    print(f"warm-up call (500 examples; includes kernel compilation or cache load): "
+          f"{time.perf_counter() - warm:.2f} s")
     for _ in range(repeats):
         timed(lambda: evaluate_line(model_start, start, end, (x, y), points=points, progress=False), 1, results,
               "losspath evaluate_line")
         timed(lambda: evaluate_line(model_start, start, end, (x, y), points=points, progress=False,
-                                    first_layer_shortcut=False), 1, results, "losspath, no first-layer shortcut")
+                                    relu_shortcut=False), 1, results, "losspath, first-layer shortcut only")
+        timed(lambda: evaluate_line(model_start, start, end, (x, y), points=points, progress=False,
+                                    first_layer_shortcut=False), 1, results, "losspath, no shortcuts")
         if have_ll:
             timed(lambda: loss_landscapes_line(model_start, model_end, x, y, points), 1, results,
                   "loss_landscapes.linear_interpolation")

@@ -2,7 +2,7 @@
 
 The ReLU-pair shortcut (`relu_pair.py`) needs, per example, the α at which each hidden unit switches and then a
 sweep over the α in increasing order that updates the second layer's quadratic coefficients only where a unit
-switches. Both loops compile on first use (numba caches them on disk). Plain IEEE arithmetic (no fastmath), so
+switches. Both loops compile on first use (seconds; numba caches them on disk). Plain IEEE arithmetic (no fastmath), so
 a unit's on/off state is decided the same way everywhere. Callers hold `LOCK`: numba's parallel runtime must
 not be entered from two Python threads at once.
 """
@@ -19,9 +19,17 @@ LOCK = threading.Lock()
 
 @functools.cache
 def _compiled():
+    """The two kernels, cached on disk where numba finds a writable place (else compiled per process)."""
+    try:
+        return _define(cache=True)
+    except RuntimeError:  # "cannot cache function ...: no locator available" (read-only install and home)
+        return _define(cache=False)
+
+
+def _define(cache: bool):
     import numba
 
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(parallel=True, cache=cache)
     def switch_points(p, q, sorted_alphas, on_first, switch):  # pragma: no cover (compiled)
         """on_first[n, j]: unit j is on at the smallest α; switch[n, j]: the first sorted index where its state
         differs from that (len(alphas) if never). z = p + α·q is monotone in α, also after rounding, so the
@@ -38,7 +46,7 @@ def _compiled():
                 on_first[n, j] = first
                 switch[n, j] = on if first else k_count - on
 
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(parallel=True, cache=cache)
     def sweep(p, q, on_first, switch, alphas, order, P0, P1, P2, Mt, Dt, bias, out):  # pragma: no cover
         """out[k, n] = P0 + α_k·P1 + α_k²·P2 + bias[k], with (P0, P1, P2) updated at every unit switch."""
         n_examples, hidden = p.shape

@@ -133,17 +133,19 @@ class ReluPair:
     def configure(self, w1, b1, w2) -> None:
         """(value at α = 0, value at α = 1) of the first layer's weight and bias (None: no bias) and the second
         layer's weight."""
-        self.w1, self.b1 = w1, b1
+        self.w1 = torch.cat(w1)  # both endpoints' first layers as one matrix product
+        self.b1 = None if b1[0] is None else torch.cat(b1)
         self.m_t, self.d_t = w2[0].t().contiguous(), (w2[1] - w2[0]).t().contiguous()
+        self.md_t = torch.cat([self.m_t, self.d_t], 1)
         self.new_batch()
 
     def new_batch(self) -> None:
         self.cache = None
 
     def _pq(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.cache is None or self.cache[0].shape[0] * self.w1[0].shape[1] != x.numel():
-            flat = x.reshape(-1, self.w1[0].shape[1])  # the first layer's input: x reshaped (find_first_layer)
-            z0, z1 = (F.linear(flat, w, b) for w, b in zip(self.w1, self.b1))
+        if self.cache is None or self.cache[0].shape[0] * self.w1.shape[1] != x.numel():
+            flat = x.reshape(-1, self.w1.shape[1])  # the first layer's input: x reshaped (find_first_layer)
+            z0, z1 = F.linear(flat, self.w1, self.b1).chunk(2, dim=1)
             self.cache = (z0, z1 - z0)
         return self.cache
 
@@ -155,8 +157,9 @@ class ReluPair:
         self.stand_ins[0].value = p
         on_first, switch, order = switch_points(p, q, alphas)
         on = on_first.to(p.dtype)
-        hp, hq = on * p, on * q
-        coefficients = (hp @ self.m_t, torch.addmm(hq @ self.m_t, hp, self.d_t), hq @ self.d_t)
+        products = torch.cat([on * p, on * q]) @ self.md_t  # [p·M, p·D; q·M, q·D] over the units on
+        (pm, pd), (qm, qd) = (half.chunk(2, dim=1) for half in products.chunk(2))
+        coefficients = (pm, qm + pd, qd)
         stacked[self.out_key] = relu_pair_sweep(p, q, on_first, switch, alphas, order, coefficients, self.m_t,
                                                 self.d_t, bias)
         return stacked
