@@ -4,7 +4,8 @@ The experiment of Goodfellow et al. 2015 and Frankle 2020 (§2: "we linearly int
 spaced points"), with the bias schemes of Wang et al. 2023. Many α are evaluated in one pass: the states of a
 chunk of α are stacked and the model runs under `torch.func.vmap(functional_call(...))` (`stacked.py`), so
 each layer becomes one batched matmul over α. The first layer runs twice per batch instead of once per α
-(`first_layer.py`), and BatchNorm statistics can be re-estimated at every α (`batchnorm.py`).
+(`first_layer.py`); on the CPU a Linear → ReLU → Linear input block costs per ReLU switch, not per α
+(`relu_pair.py`); BatchNorm statistics can be re-estimated at every α (`batchnorm.py`).
 
 Memory and chunking: the α are split into *state chunks* (their stacked tensors held at once, sized so that
 stacks + activations fit `max_memory`), and each batch of data runs through a state chunk in *calls* of a few
@@ -59,8 +60,8 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     max_memory bytes for stacked states + activations (estimated by a probe forward); sets how many α share
                a pass over the data.
     first_layer_shortcut  evaluate the first Linear/Conv layer once per endpoint instead of once per α.
-    relu_shortcut  with it, on the CPU, evaluate a Linear → ReLU → Linear input block per ReLU switch instead of
-               per α (lines.relu_pair; needs 5 or more α).
+    relu_shortcut  on the CPU, with the first-layer shortcut, evaluate a Linear → ReLU → Linear input block per
+               ReLU switch instead of per α (lines.relu_pair; used from 5 α on).
     """
     alphas = _alpha_grid(points, alphas)
     for name, value in (("batch_size", batch_size), ("bn_batches", bn_batches), ("max_memory", max_memory)):

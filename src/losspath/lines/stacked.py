@@ -62,7 +62,7 @@ class StackedLine:
         return {f"{m}.{p}" if m else p for m in modules for p in ("weight", "bias")}
 
     def bytes_per_alpha(self) -> int:
-        """Bytes of the stacked tensors per α (the first layer's weight is never stacked)."""
+        """Bytes of the stacked tensors per α (the shortcut layers' weights are never stacked)."""
         skip = self._first_keys()
         return sum(self.end[k].numel() * self.end[k].element_size()
                    for k, r in self.rules.items() if r.constant is None and k not in skip)
