@@ -9,10 +9,11 @@ layer's weight is affine too, W(α) = M + α·D, its output is a quadratic in α
     y(α) = Σ_{j on at α} (M_j + α·D_j)(p_j + α·q_j) + b(α) = P0 + α·P1 + α²·P2 + b(α),
     P0 = Σ_on p_j·M_j,   P1 = Σ_on (q_j·M_j + p_j·D_j),   P2 = Σ_on q_j·D_j        (M_j: column j of M).
 
-We get (P0, P1, P2) at the smallest α with four matrix products, then sweep the α in increasing order and add or
-remove a unit's three terms where it switches (`kernels.py`). The cost per example is four α's worth of matrix
-products plus O(switches × outputs), instead of O(α × hidden × outputs); the rest of the network runs under
-vmap from the second layer's output on. It is the same function, summed in another order (in float64).
+We get (P0, P1, P2) at the smallest α from one matrix product ([p; q] over the units on, times [Mᵀ Dᵀ]), then
+sweep the α in increasing order and add or remove a unit's terms where it switches (`kernels.py`). The cost per
+example is four α's worth of matrix products plus O(switches × outputs), instead of O(α × hidden × outputs); the
+rest of the network runs under vmap from the second layer's output on. It is the same function, summed in
+another order (in float64).
 
 We apply it only where a probe proves the structure (`find_relu_pair`) and only on the CPU.
 """
@@ -24,6 +25,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .kernels import relu_pair_sweep, switch_points
+from .probe import probe_calls
 from .schemes import Rule
 
 ALPHAS_KEY, BIAS_KEY = "\0relu_pair.alphas", "\0relu_pair.bias"  # per-α entries of the stack, not model keys
@@ -62,8 +64,6 @@ def _affine(rule: Rule | None) -> bool:
 
 def _next_linear(model: nn.Module, inputs, state, first: str) -> str | None:
     """The Linear module called right after `first` (and only once), if its weight is its own."""
-    from .probe import probe_calls
-
     names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
     order = [name for name, _ in probe_calls(model, inputs, names, state)]
     at = order.index(first)
