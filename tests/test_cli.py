@@ -10,7 +10,7 @@ from helpers import run_cli
 
 def test_train_prints_run_dir_and_runs_lists_it(tmp_path, capsys):
     code, out, err = run_cli(["train", "--data", "digits", "--model", "mlp_32", "--steps", "20it",
-                              "--root", str(tmp_path), "--quiet"], capsys)
+                              "--root", str(tmp_path), "--threads", "1", "--quiet"], capsys)
     assert code == 0
     run_dir = Path(out.strip())
     assert run_dir.parent == tmp_path and (run_dir / "DONE").is_file()
@@ -28,6 +28,7 @@ def test_train_prints_run_dir_and_runs_lists_it(tmp_path, capsys):
     (["train", "--device", "tpu0"], "not a torch device"),
     (["train", "--bogus"], "No such option"),
     (["train", "--seed", "x"], "--seed"),
+    (["train", "--threads", "0"], "--threads must be at least 1"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
     root = tmp_path / "runs"
@@ -72,3 +73,11 @@ def test_line_command_matches_the_engine(tmp_path, capsys):
                             "mlp_16", "--data", "digits", "--points", "7", "--quiet", "--out", str(tmp_path / "f.csv")],
                            capsys)
     assert code == 0 and pd.read_csv(tmp_path / "f.csv").loss.to_numpy() == pytest.approx(direct.loss, rel=1e-9)
+    # --threads sets torch's thread count for the command only
+    import torch
+
+    before = torch.get_num_threads()
+    code, _, _ = run_cli(["line", f"{run_dir}@0", f"{run_dir}@last", "--points", "7", "--threads", "1", "--quiet",
+                          "--out", str(tmp_path / "t.csv")], capsys)
+    assert code == 0 and torch.get_num_threads() == before
+    assert pd.read_csv(tmp_path / "t.csv").loss.to_numpy() == pytest.approx(direct.loss, rel=1e-6)

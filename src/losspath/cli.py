@@ -20,6 +20,17 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 RootOpt = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME or ~/.losspath/runs).")
 DataRootOpt = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA or ~/.losspath/data).")
+ThreadsOpt = typer.Option(None, "--threads", help="Torch threads (default: torch's choice; 1 is often fastest "
+                          "on a machine other jobs share).")
+
+
+def _threads(n: int | None):
+    """A context running torch with `n` threads (unchanged when None)."""
+    if n is not None and n < 1:
+        raise LosspathError(f"--threads must be at least 1, not {n}.")
+    from .sweeps import torch_threads
+
+    return torch_threads(n)
 
 
 @app.command()
@@ -45,6 +56,7 @@ def train(
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
     nproc: int = typer.Option(1, "--nproc", help="Processes for DistributedDataParallel (one per GPU; gloo on CPU)."),
+    threads: Optional[int] = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Train a network with a dense checkpoint schedule (or reuse the finished run) and print its directory.
@@ -61,7 +73,8 @@ def train(
     hp = Hparams(dataset=data, model=model, seed=seed, data_seed=data_seed, init_scale=init_scale,
                  activation=activation, bias=bias, augment=augment, checkpoints=checkpoints,
                  **{**paper_defaults(model), **{k: v for k, v in given.items() if v is not None}})
-    run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc)
+    with _threads(threads):
+        run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc)
     done = run.done()
     typer.echo(f"test error {done['test_error']:.4f}, test loss {done['test_loss']:.4f}", err=True)
     typer.echo(str(run.dir))
@@ -98,6 +111,7 @@ def line(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the curve (PNG and PDF)."),
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = typer.Option(None, "--device"),
+    threads: Optional[int] = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Loss and error along the straight line from START to END; prints the curve's summary metrics.
@@ -109,8 +123,10 @@ def line(
     """
     from .lines.command import line_command
 
-    result = line_command(start, end, split=split, points=points, scheme=scheme, batchnorm=batchnorm, model=model,
-                          data=data, out=out, plot=plot, data_root=data_root, device=device, progress=not quiet)
+    with _threads(threads):
+        result = line_command(start, end, split=split, points=points, scheme=scheme, batchnorm=batchnorm,
+                              model=model, data=data, out=out, plot=plot, data_root=data_root, device=device,
+                              progress=not quiet)
     for key, value in result.summary().items():
         typer.echo(f"{key:24s} {value}")
 
