@@ -2,8 +2,9 @@
 
 A line's result depends on the run, its two steps, the split, the scheme, the BatchNorm mode and the α
 grid; its file name is a hash of exactly those, so a rerun of a study reuses every finished line and an
-interrupted study resumes at the first missing one. Files are safetensors (no unpickling), written
-atomically.
+interrupted study resumes at the first missing one. A line that ends in another run (`end_run`, e.g. between
+sibling branches) is stored with its start run, its key naming the end run too. Files are safetensors (no
+unpickling), written atomically.
 """
 from __future__ import annotations
 
@@ -21,27 +22,34 @@ from .engine import evaluate_line
 from .result import LineResult
 
 
-def _key(run: Run, start: int, end: int, split: str, alphas: np.ndarray, options: dict) -> str:
-    blob = json.dumps(dict(run=run.dir.name, start=start, end=end, split=split, options=options,
-                           alphas=np.asarray(alphas, dtype=np.float64).round(12).tolist()), sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def _key(run: Run, start: int, end: int, split: str, alphas: np.ndarray, options: dict,
+         end_run: Run | None = None) -> str:
+    fields = dict(run=run.dir.name, start=start, end=end, split=split, options=options,
+                  alphas=np.asarray(alphas, dtype=np.float64).round(12).tolist())
+    if end_run is not None:
+        fields["end_run"] = end_run.dir.name
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run_line(run: Run, model, data: Dataset, start_step: int | str, end_step: int | str = "last", *,
              split: str = "test", points: int = 100, alphas=None, scheme: str = "all",
              batchnorm: str = "interpolate", bn_batches: int | None = None, hold: str = "end",
-             device=None, progress: bool = False) -> LineResult:
-    """`evaluate_line` from checkpoint `start_step` to `end_step` of `run` on `data`'s `split`, cached.
+             device=None, progress: bool = False, end_run: Run | None = None) -> LineResult:
+    """`evaluate_line` from checkpoint `start_step` of `run` to `end_step` of `end_run` (default: `run`) on
+    `data`'s `split`, cached in `run`'s directory.
 
     BatchNorm `recompute` re-estimates statistics on the training split (without augmentation).
     """
-    start, end = run.resolve_step(start_step), run.resolve_step(end_step)
+    target = end_run if end_run is not None else run
+    start, end = run.resolve_step(start_step), target.resolve_step(end_step)
     alphas = np.linspace(0.0, 1.0, points) if alphas is None else np.asarray(alphas, dtype=np.float64)
     options = dict(scheme=scheme, batchnorm=batchnorm, bn_batches=bn_batches, hold=hold)
-    path = run.dir / "lines" / f"{start}-{end}-{split}-{_key(run, start, end, split, alphas, options)}.safetensors"
+    key = _key(run, start, end, split, alphas, options, end_run)
+    ends = f"{end}" if end_run is None else f"{end_run.dir.name}.{end}"
+    path = run.dir / "lines" / f"{start}-{ends}-{split}-{key}.safetensors"
     if path.is_file():
         return _read(path)
-    result = evaluate_line(model, run.state_path(start), run.state_path(end), data.split(split), alphas=alphas,
+    result = evaluate_line(model, run.state_path(start), target.state_path(end), data.split(split), alphas=alphas,
                            scheme=scheme, batchnorm=batchnorm, bn_batches=bn_batches, hold=hold,
                            train_data=data.train if batchnorm == "recompute" else None, device=device,
                            progress=progress)

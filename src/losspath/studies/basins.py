@@ -1,7 +1,7 @@
 """Liao & Poggio, "Theory II: Landscape of the Empirical Risk in Deep Learning" (2017): the basins picture.
 
 Six parts, each composed from the library (Hparams with init_from/perturb → training.train → evaluate /
-lines.evaluate_line / lines.interpolated_state → mds → plots.basins):
+lines.run_line / lines.interpolated_state → mds → plots.basins):
 
 1. Polynomial nets (Fig. 2): the same convnet with ReLU and with PolyReLU (least-squares fit to ReLU).
 2. Branching SGD trajectories (Fig. 3): S stages of K runs; runs 1..K/2 of stage s start from P, the last

@@ -1,8 +1,8 @@
 """The six parts of the basins study (losspath.studies.basins): train or reuse the runs, evaluate, tabulate.
 
 Every part returns tidy pandas tables; `summary` rows are (part, item, metric, value). Runs come from
-`training.train` (found in the store when they exist), lines from `lines.evaluate_line`, averages from
-`lines.interpolated_state` at α = 0.5, embeddings from `losspath.mds`.
+`training.train` (found in the store when they exist), lines from `lines.run_line` (cached in the run store),
+averages from `lines.interpolated_state` at α = 0.5, embeddings from `losspath.mds`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from ..checkpoints import load_state
 from ..data import Dataset, Split
 from ..device import resolve_device
-from ..lines import evaluate_line, interpolated_state
+from ..lines import interpolated_state, run_line
 from ..mds import embed_distances, layer_keys, pairwise_distances, flatten_states, stress1
 from ..metrics import barrier, distance, max_increase
 from ..models import fit_relu_polynomial
@@ -374,8 +374,8 @@ def part6_lines(cfg: Config, branch_runs: dict, gd, flat, scorer: Scorer):
     curves, table = [], []
     for i, line in enumerate(_pairs(cfg, branch_runs, gd, flat)):
         (ra, ta), (rb, tb) = line.pop("a"), line.pop("b")
-        result = evaluate_line(scorer.model, ra.checkpoint(ta), rb.checkpoint(tb), scorer.data.train, alphas=alphas,
-                               device=scorer.device, progress=False)
+        result = run_line(ra, scorer.model, scorer.data, ta, tb, end_run=rb, split="train", alphas=alphas,
+                          device=scorer.device)
         curves.append(pd.DataFrame(dict(line=i, **line, alpha=alphas, loss=result.loss, error=result.error)))
         table.append(dict(line=i, **line, distance=result.distance, error_a=result.error[0],
                           error_b=result.error[-1], error_barrier=barrier(alphas, result.error),
