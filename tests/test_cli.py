@@ -29,6 +29,7 @@ def test_train_prints_run_dir_and_runs_lists_it(tmp_path, capsys):
     (["train", "--bogus"], "No such option"),
     (["train", "--seed", "x"], "--seed"),
     (["train", "--threads", "0"], "--threads must be at least 1"),
+    (["train", "--bias-init", "normal"], "--bias-init must be zero or uniform"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
     root = tmp_path / "runs"

@@ -131,6 +131,28 @@ def test_openlth_initialization():
     assert conv.std().item() == pytest.approx(math.sqrt(2 / 288), rel=0.05)
 
 
+def test_uniform_bias_init_as_openlth_leaves_it():
+    """bias_init="uniform": Linear/Conv biases U(±1/sqrt(fan_in)) (torch's default, kept by OpenLTH); BatchNorm
+    shifts stay 0; weights identical to the default init; the same seed gives the same biases."""
+    lenet = build_model("lenet_300_100", (1, 28, 28), 10, seed=3, bias_init="uniform")
+    zero = build_model("lenet_300_100", (1, 28, 28), 10, seed=3)
+    for layer, fan_in in zip([*lenet.fc_layers, lenet.fc], (784, 300, 100)):
+        bound = 1 / math.sqrt(fan_in)
+        assert (layer.bias.abs() <= bound).all() and (layer.bias != 0).all()
+    for layer, fan_in in zip(lenet.fc_layers, (784, 300)):  # 300 and 100 draws fill the interval
+        bound = 1 / math.sqrt(fan_in)
+        assert layer.bias.abs().max() > 0.9 * bound and layer.bias.mean().abs() < 0.3 * bound
+    for a, b in zip(lenet.fc_layers, zero.fc_layers):
+        torch.testing.assert_close(a.weight, b.weight, rtol=0, atol=0)
+    again = build_model("lenet_300_100", (1, 28, 28), 10, seed=3, bias_init="uniform")
+    assert torch.equal(again.fc.bias, lenet.fc.bias)
+    resnet = build_model("cifar_resnet_8", (3, 32, 32), 10, seed=0, bias_init="uniform")
+    assert all((m.bias == 0).all() for m in resnet.modules() if isinstance(m, nn.BatchNorm2d))
+    assert (resnet.fc.bias != 0).all()
+    with pytest.raises(LosspathError, match="bias_init"):
+        build_model("mlp", (4,), 2, bias_init="normal")
+
+
 def test_bad_init_arguments_raise():
     with pytest.raises(LosspathError):
         build_model("mlp", (4,), 2, init_scale=0.0)

@@ -182,3 +182,12 @@ def test_branch_starts_from_the_perturbed_parent(tmp_path, tiny_dataset):
     assert states_equal(load_state(twin.checkpoint(0)), load_state(parent.checkpoint(16)))
     with pytest.raises(LosspathError, match="no checkpoint at iteration 5"):
         train(HP.replace(init_from=f"{parent.dir.name}@5it"), root=tmp_path, dataset=tiny_dataset, progress=False)
+
+
+def test_bias_init_is_a_hyperparameter_of_the_run(tiny_dataset):
+    hp = Hparams(dataset="blobs", model="mlp_16", bias_init="uniform")
+    assert hp.run_id() != hp.replace(bias_init="zero").run_id()
+    assert Hparams(dataset="blobs", model="mlp_16").non_default() == {"dataset": "blobs", "model": "mlp_16"}
+    net, zero = model_for(hp, tiny_dataset), model_for(hp.replace(bias_init="zero"), tiny_dataset)
+    assert (net.fc.bias != 0).all() and (zero.fc.bias == 0).all()
+    assert torch.equal(net.fc.weight, zero.fc.weight)

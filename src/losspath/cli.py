@@ -48,6 +48,8 @@ def train(
     gamma: Optional[float] = typer.Option(None, "--gamma"),
     warmup: Optional[str] = typer.Option(None, "--warmup", help="Linear warmup length, e.g. '5ep'."),
     init_scale: float = typer.Option(1.0, "--init-scale", help="Multiplier on the Kaiming-normal init."),
+    bias_init: str = typer.Option("zero", "--bias-init", help="zero, or uniform: U(±1/sqrt(fan_in)) as OpenLTH "
+                                  "leaves Linear/Conv biases."),
     activation: str = typer.Option("relu", "--activation", help="relu or poly."),
     bias: bool = typer.Option(True, "--bias/--no-bias"),
     augment: bool = typer.Option(True, "--augment/--no-augment"),
@@ -71,7 +73,7 @@ def train(
     given = dict(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
                  milestones=milestones, gamma=gamma, warmup=warmup)
     hp = Hparams(dataset=data, model=model, seed=seed, data_seed=data_seed, init_scale=init_scale,
-                 activation=activation, bias=bias, augment=augment, checkpoints=checkpoints,
+                 bias_init=bias_init, activation=activation, bias=bias, augment=augment, checkpoints=checkpoints,
                  **{**paper_defaults(model), **{k: v for k, v in given.items() if v is not None}})
     with _threads(threads):
         run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc)

@@ -22,6 +22,7 @@ class Hparams:
     model: str = "lenet_300_100"
     # model construction (losspath.models.build_model)
     init_scale: float = 1.0
+    bias_init: str = "zero"  # "uniform": Linear/Conv biases as OpenLTH leaves them (torch's default)
     activation: str = "relu"
     bias: bool = True
     poly_degree: int = 2
@@ -66,6 +67,8 @@ class Hparams:
             bad("batch_size", "a positive integer or 0 (full batch)")
         if self.poly_degree < 1:
             bad("poly_degree", "at least 1")
+        if self.bias_init not in ("zero", "uniform"):
+            bad("bias_init", "zero or uniform")
         from .steps import parse_step  # the syntax only: epochs become iterations once the data is known
 
         parse_step(self.steps, 1)

@@ -146,12 +146,13 @@ def _check_input_shape(name: str, input_shape, dims: int | None) -> tuple[int, .
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, *, init_scale: float = 1.0,
                 activation: str = "relu", bias: bool = True, seed: int = 0, poly_degree: int = 2,
-                poly_interval: float = 4.0) -> nn.Module:
+                poly_interval: float = 4.0, bias_init: str = "zero") -> nn.Module:
     """Build and initialize the model called `name` for inputs of `input_shape` (without the batch dimension).
 
     `activation` is "relu" or "poly" (PolyReLU of the given degree, fitted on [-poly_interval, poly_interval]);
     `bias=False` deletes every bias, BatchNorm shifts included; weights are OpenLTH's kaiming_normal (times
-    `init_scale`), BatchNorm scales U[0, 1), biases 0, all drawn from a generator seeded by `seed`.
+    `init_scale`), BatchNorm scales U[0, 1), biases 0 (`bias_init="uniform"`: Linear/Conv biases as OpenLTH
+    leaves them, U(±1/sqrt(fan_in))), all drawn from a generator seeded by `seed`.
     The global RNG state is left as it was.
     """
     if not isinstance(name, str):
@@ -160,7 +161,7 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, *, in
         raise LosspathError(f"num_classes must be a positive integer, got {num_classes!r}.")
     if not isinstance(bias, bool):
         raise LosspathError(f"bias must be True or False, got {bias!r}.")
-    check_init_args(seed=seed, init_scale=init_scale)
+    check_init_args(seed=seed, init_scale=init_scale, bias_init=bias_init)
     act = make_activation(activation, poly_degree, poly_interval)
     for family in FAMILIES:
         match = re.fullmatch(family.regex, name)
@@ -173,7 +174,7 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, *, in
         model = family.build(name, match.groups(), shape, num_classes, act)
     if not bias:
         remove_biases_(model)
-    return initialize_(model, seed=seed, init_scale=init_scale)
+    return initialize_(model, seed=seed, init_scale=init_scale, bias_init=bias_init)
 
 
 def num_parameters(model: nn.Module) -> int:

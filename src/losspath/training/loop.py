@@ -46,7 +46,7 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
 def model_for(hp: Hparams, data: Dataset) -> torch.nn.Module:
     """The network `hp` describes, initialized with `hp.seed` (its weights at iteration 0)."""
     return build_model(hp.model, data.input_shape, data.num_classes, init_scale=hp.init_scale,
-                        activation=hp.activation, bias=hp.bias, seed=hp.seed,
+                        activation=hp.activation, bias=hp.bias, seed=hp.seed, bias_init=hp.bias_init,
                         poly_degree=hp.poly_degree, poly_interval=hp.poly_interval)
 
 
