@@ -87,6 +87,10 @@ def test_paper_settings_on_tiny_real_format_files(tmp_path):
     assert (hp.lr, hp.momentum, hp.weight_decay, hp.batch_size, hp.steps, hp.milestones, hp.seed) == \
         (0.1, 0.9, 1e-4, 128, "160ep", "80ep,120ep", 2)
     assert (hparams_for("imagenet-resnet_50", 0).warmup, hparams_for("imagenet-resnet_50", 0).lr) == ("5ep", 0.4)
+    # ... and so is OpenLTH's bias init; the embedded settings keep zero biases unless told otherwise
+    assert {hparams_for(name, 0).bias_init for name in settings} == {"uniform"}
+    assert hparams_for("mnist1d-mlp", 0).bias_init == "zero"
+    assert hparams_for("mnist1d-mlp", 0, bias_init="uniform").bias_init == "uniform"
     out = tmp_path / "out"
     result = run_study(settings, replicates=1, points=POINTS, steps="2it", out=out, data_root=data_root,
                        progress=False)
@@ -97,6 +101,8 @@ def test_paper_settings_on_tiny_real_format_files(tmp_path):
 def test_bad_study_arguments(tmp_path):
     with pytest.raises(LosspathError, match="Unknown setting"):
         run_study(["cifar100-resnet"], out=tmp_path)
+    with pytest.raises(LosspathError, match="bias-init"):
+        run_study(["digits-mlp"], out=tmp_path, bias_init="normal")
     with pytest.raises(LosspathError, match="Unknown split"):
         run_study(split="val", out=tmp_path)
     with pytest.raises(LosspathError, match="cannot download"):

@@ -36,6 +36,10 @@ class Setting:
     note: str = ""
 
 
+def _openlth(model: str) -> dict:
+    return dict(paper_defaults(model), bias_init="uniform")
+
+
 SETTINGS: dict[str, Setting] = {
     # Embedded settings: real data that ships with pip packages, sized to run here in minutes.
     "mnist1d-mlp": Setting("mnist1d", "lenet_300_100", dict(lr=0.1, batch_size=128, steps="40ep"),
@@ -47,11 +51,12 @@ SETTINGS: dict[str, Setting] = {
                           "LeNet-300-100 on scikit-learn's 8×8 digits"),
     "digits-convnet": Setting("digits", "convnet6", dict(lr=0.05, momentum=0.9, batch_size=128, steps="40ep"),
                               "6-layer convnet on scikit-learn's 8×8 digits"),
-    # The paper's settings (OpenLTH hyperparameters); they need the user's data files under --data-root.
-    "mnist-lenet_300_100": Setting("mnist", "lenet_300_100", paper_defaults("lenet_300_100"), "Frankle 2020, MNIST"),
-    "cifar10-vgg_16": Setting("cifar10", "cifar_vgg_16", paper_defaults("cifar_vgg_16"), "Frankle 2020, CIFAR-10"),
-    "cifar10-resnet_20": Setting("cifar10", "cifar_resnet_20", paper_defaults("cifar_resnet_20"), "Frankle 2020, CIFAR-10"),
-    "imagenet-resnet_50": Setting("imagenet", "imagenet_resnet_50", paper_defaults("imagenet_resnet_50"),
+    # The paper's settings (OpenLTH hyperparameters, and its init: torch's default biases); they need the user's
+    # data files under --data-root.
+    "mnist-lenet_300_100": Setting("mnist", "lenet_300_100", _openlth("lenet_300_100"), "Frankle 2020, MNIST"),
+    "cifar10-vgg_16": Setting("cifar10", "cifar_vgg_16", _openlth("cifar_vgg_16"), "Frankle 2020, CIFAR-10"),
+    "cifar10-resnet_20": Setting("cifar10", "cifar_resnet_20", _openlth("cifar_resnet_20"), "Frankle 2020, CIFAR-10"),
+    "imagenet-resnet_50": Setting("imagenet", "imagenet_resnet_50", _openlth("imagenet_resnet_50"),
                                   "Frankle 2020, ImageNet"),
 }
 DEFAULT_SETTINGS = ("mnist1d-mlp", "mnist1d-resnet")
@@ -68,29 +73,33 @@ CAPTIONS = {
 BARRIER_TOL = 0.01  # a line "has a barrier" when its mean max loss increase exceeds this (nats)
 
 
-def hparams_for(name: str, replicate: int, steps: str | None = None) -> Hparams:
-    """The hyperparameters of replicate `replicate` (its init and data-order seed) of setting `name`."""
+def hparams_for(name: str, replicate: int, steps: str | None = None, bias_init: str | None = None) -> Hparams:
+    """The hyperparameters of replicate `replicate` (its init and data-order seed) of setting `name`; `steps`
+    and `bias_init` override the setting's own when given."""
     if name not in SETTINGS:
         raise LosspathError(f"Unknown setting {name!r}; known settings: {', '.join(SETTINGS)}.")
     s = SETTINGS[name]
-    overrides = dict(s.train, **({"steps": steps} if steps else {}))
+    given = dict(steps=steps, bias_init=bias_init)
+    overrides = dict(s.train, **{k: v for k, v in given.items() if v})
     return Hparams(dataset=s.dataset, model=s.model, seed=replicate, **overrides)
 
 
 def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 100, split: str = "test",
               batchnorm: str = "interpolate", out: str | Path = "results/frankle2020", root=None, data_root=None,
               steps: str | None = None, device=None, progress: bool = True, executor: str = "local",
-              scheduler: str | None = None, workers: int | None = None, threads: int | None = None) -> dict:
+              scheduler: str | None = None, workers: int | None = None, threads: int | None = None,
+              bias_init: str | None = None) -> dict:
     """Run (or reuse) every part of the study and write curves.csv, summary.csv, runs.csv and the figures.
 
-    `steps` overrides every setting's training length (for quick checks). The jobs (a training run per
+    `steps` overrides every setting's training length (for quick checks), `bias_init` its bias init ("zero"
+    for the embedded settings, OpenLTH's "uniform" for the paper's). The jobs (a training run per
     setting × replicate, a line per saved start step) go to `executor` (see losspath.sweeps), each with
     `threads` torch threads (default: this process's count, so every executor gives the same numbers). Returns the
     three tables (pandas) and the figure paths.
     """
     settings = list(settings)
     for name in settings:
-        hparams_for(name, 0)
+        hparams_for(name, 0, steps, bias_init).validate()
     if replicates < 1 or points < 2:
         raise LosspathError("--replicates must be at least 1 and --points at least 2.")
     if split not in ("train", "test"):
@@ -105,7 +114,7 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
 
     # the job graph: train every run, then a line from each saved step below the last (Frankle 2020 §2)
     runs, lines = {}, {}
-    hparams = {(name, r): hparams_for(name, r, steps) for name in settings for r in range(replicates)}
+    hparams = {(name, r): hparams_for(name, r, steps, bias_init) for name in settings for r in range(replicates)}
     plans = {key: plan_run(hp, len(cached_dataset(hp.dataset, data_root).train)) for key, hp in hparams.items()}
     ex = make_executor(executor, scheduler=scheduler, workers=workers)
     try:
@@ -134,7 +143,7 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
                          settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, **SETTINGS[n].train)
                                    for n in settings},
                          options=dict(replicates=replicates, points=points, split=split, batchnorm=batchnorm,
-                                      steps=steps, executor=executor, threads=threads))
+                                      steps=steps, bias_init=bias_init, executor=executor, threads=threads))
     report = write_report(out)
     return dict(**tables, figures=figures, text=text, report=report, seconds=time.time() - started)
 
@@ -196,6 +205,8 @@ def cli(
     split: str = typer.Option("test", "--split", help="test (the paper's choice) or train."),
     batchnorm: str = typer.Option("interpolate", "--batchnorm", help="interpolate, recompute, start or end."),
     steps: Optional[str] = typer.Option(None, "--steps", help="Override every setting's training length."),
+    bias_init: Optional[str] = typer.Option(None, "--bias-init", help="Override every setting's bias init: zero "
+                                            "(embedded settings) or uniform (OpenLTH's, the paper settings)."),
     out: Path = typer.Option(Path("results/frankle2020"), "--out", help="Output directory."),
     root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
@@ -215,7 +226,8 @@ def cli(
     """
     result = run_study(setting, replicates=replicates, points=points, split=split, batchnorm=batchnorm, out=out,
                        root=root, data_root=data_root, steps=steps, device=device, progress=not quiet,
-                       executor=executor, scheduler=scheduler, workers=workers, threads=threads)
+                       executor=executor, scheduler=scheduler, workers=workers, threads=threads,
+                       bias_init=bias_init)
     typer.echo(result["text"])
     typer.echo(f"wrote {out}/curves.csv, summary.csv, runs.csv and {len(result['figures'])} figure files "
                f"in {result['seconds']:.0f} s")
