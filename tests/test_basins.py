@@ -193,6 +193,7 @@ def test_tiny_end_to_end_every_part(tmp_path):
     (["--gd-lr", "nan"], "--gd-lr must be a positive finite number"),
     (["--flat-perturb", "-0.1"], "--flat-perturb must be a finite number"),
     (["--seed", "-1"], "--seed must be an integer"),
+    (["--threads", "0"], "--threads must be at least 1"),
 ])
 def test_cli_user_errors_exit_2(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as e:

@@ -111,7 +111,7 @@ def test_plateau_cli_rerun_reuses_runs_and_lines(tiny_plateau, capsys):
                                       pd.read_csv(base / "out" / f"{name}.csv"))
     for bad, needle in ((["--split", "val"], "split"), (["--depth", "0"], "Depths"),
                         (["--init-scale", "-1"], "Init scales"), (["--data", "nope"], "Unknown data set"),
-                        (["--hold", "middle"], "hold")):
+                        (["--hold", "middle"], "hold"), (["--threads", "0"], "--threads")):
         code, out, err = run_cli(args + ["--out", str(base / "bad")] + bad, capsys)
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
@@ -229,3 +229,5 @@ def test_toy_cli_bad_input(tmp_path, capsys):
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(["reproduce", "mli-toy", "--activation", "tanh", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "activation" in err and not (tmp_path / "o").exists()
+    code, _, err = run_cli(["reproduce", "mli-toy", "--threads", "0", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "--threads must be at least 1" in err and not (tmp_path / "o").exists()

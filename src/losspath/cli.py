@@ -24,14 +24,6 @@ ThreadsOpt = typer.Option(None, "--threads", help="Torch threads (default: torch
                           "on a machine other jobs share).")
 
 
-def _threads(n: int | None):
-    """A context running torch with `n` threads (unchanged when None)."""
-    if n is not None and n < 1:
-        raise LosspathError(f"--threads must be at least 1, not {n}.")
-    from .sweeps import torch_threads
-
-    return torch_threads(n)
-
 
 @app.command()
 def train(
@@ -75,7 +67,9 @@ def train(
     hp = Hparams(dataset=data, model=model, seed=seed, data_seed=data_seed, init_scale=init_scale,
                  bias_init=bias_init, activation=activation, bias=bias, augment=augment, checkpoints=checkpoints,
                  **{**paper_defaults(model), **{k: v for k, v in given.items() if v is not None}})
-    with _threads(threads):
+    from .sweeps import torch_threads
+
+    with torch_threads(threads):
         run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc)
     done = run.done()
     typer.echo(f"test error {done['test_error']:.4f}, test loss {done['test_loss']:.4f}", err=True)
@@ -124,8 +118,9 @@ def line(
       losspath line a.safetensors b.safetensors --model lenet_300_100 --data mnist1d --scheme weights
     """
     from .lines.command import line_command
+    from .sweeps import torch_threads
 
-    with _threads(threads):
+    with torch_threads(threads):
         result = line_command(start, end, split=split, points=points, scheme=scheme, batchnorm=batchnorm,
                               model=model, data=data, out=out, plot=plot, data_root=data_root, device=device,
                               progress=not quiet)

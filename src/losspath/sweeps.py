@@ -31,9 +31,15 @@ def cached_dataset(name: str, data_root: str | None) -> Dataset:
     return load_dataset(name, data_root)
 
 
+def check_threads(n: int | None) -> None:
+    if n is not None and n < 1:
+        raise LosspathError(f"--threads must be at least 1, not {n}.")
+
+
 @contextmanager
 def torch_threads(n: int | None):
-    """Run the body with `n` intra-op torch threads (unchanged when None)."""
+    """Run the body with `n` intra-op torch threads (unchanged when None; LosspathError when below 1)."""
+    check_threads(n)
     before = torch.get_num_threads()
     if n:
         torch.set_num_threads(n)

@@ -214,11 +214,12 @@ def run_study(data=DEFAULT_DATA, parts=PARTS, *, config: Config | None = None, o
 
     from ..checkpoints import atomic_write_text
     from ..mds import layer_keys
-    from ..sweeps import cached_dataset, torch_threads
+    from ..sweeps import cached_dataset, check_threads, torch_threads
     from ..training import model_for
     from . import basins_parts
 
     started = time.time()
+    check_threads(threads)
     parts = parse_parts(parts)
     config = config or Config()
     configs = [dataclasses.replace(config, data=str(d).strip().lower()).validate() for d in dict.fromkeys(data)]
@@ -335,8 +336,6 @@ def cli(
                     perturb=perturb, layer=layer, late_from=late_from, gd_lr=gd_lr, gd_epochs=gd_epochs,
                     branch_at=parse_epochs(branch_at), branch_perturb=branch_perturb, flat_epochs=flat_epochs,
                     flat_perturb=flat_perturb, repeats=repeats, points=points)
-    if threads < 1:
-        raise LosspathError("--threads must be at least 1.")
     result = run_study(data or DEFAULT_DATA, part or PARTS, config=config, out=out, root=root, data_root=data_root,
                        device=device, progress=not quiet, threads=threads, argv=sys.argv[1:])
     typer.echo(result["text"])

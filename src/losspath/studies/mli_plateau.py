@@ -415,6 +415,8 @@ def cli(
     root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
     device: Optional[str] = typer.Option(None, "--device"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (default: torch's choice; 1 is "
+                                          "often fastest on a machine other jobs share)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Wang et al. 2023: the plateau on the init → final line vs depth, init scale and bias scheme.
@@ -426,12 +428,15 @@ def cli(
     """
     overrides = {k: v for k, v in dict(steps=steps, lr=lr, momentum=momentum, batch_size=batch_size).items()
                  if v is not None}
-    result = run_study(data or DEFAULT_DATA, depths=depth or DEFAULT_DEPTHS,
-                       init_scales=init_scale or DEFAULT_INIT_SCALES,
-                       replicates=replicates, width=width, points=points, split=split, hold=hold,
-                       conv_init_scales=(conv_init_scale or DEFAULT_CONV_INIT_SCALES) if convnets else (),
-                       train_overrides=overrides, out=out, root=root, data_root=data_root, device=device,
-                       progress=not quiet)
+    from ..sweeps import torch_threads
+
+    with torch_threads(threads):
+        result = run_study(data or DEFAULT_DATA, depths=depth or DEFAULT_DEPTHS,
+                           init_scales=init_scale or DEFAULT_INIT_SCALES,
+                           replicates=replicates, width=width, points=points, split=split, hold=hold,
+                           conv_init_scales=(conv_init_scale or DEFAULT_CONV_INIT_SCALES) if convnets else (),
+                           train_overrides=overrides, out=out, root=root, data_root=data_root, device=device,
+                           progress=not quiet)
     typer.echo(result["text"])
     typer.echo(f"wrote {out}/curves.csv, summary.csv, biases.csv, runs.csv and {len(result['figures'])} figure "
                f"files in {result['seconds']:.0f} s")

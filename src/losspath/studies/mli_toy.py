@@ -275,6 +275,8 @@ def cli(
     out: Path = typer.Option(Path("results/mli_toy"), "--out", help="Output directory."),
     root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
     device: Optional[str] = typer.Option(None, "--device"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (default: torch's choice; 1 is "
+                                          "often fastest on a machine other jobs share)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Wang et al. 2023's simple model: per-class weights and biases over training; plateau vs r and init scale.
@@ -285,10 +287,13 @@ def cli(
       losspath reproduce mli-toy -r 2 -r 4 --init-scale 0.1 --activation relu --noise 0.2
     """
     overrides = {k: v for k, v in dict(steps=steps, lr=lr).items() if v is not None}
-    result = run_study(depths=depth or DEFAULT_DEPTHS, init_scales=init_scale or DEFAULT_INIT_SCALES,
-                       replicates=replicates, width=width, activation=activation, strengths=strength or None,
-                       per_class=per_class, noise=noise, dim=dim, points=points, train_overrides=overrides, out=out,
-                       root=root, device=device, progress=not quiet)
+    from ..sweeps import torch_threads
+
+    with torch_threads(threads):
+        result = run_study(depths=depth or DEFAULT_DEPTHS, init_scales=init_scale or DEFAULT_INIT_SCALES,
+                           replicates=replicates, width=width, activation=activation, strengths=strength or None,
+                           per_class=per_class, noise=noise, dim=dim, points=points, train_overrides=overrides, out=out,
+                           root=root, device=device, progress=not quiet)
     typer.echo(result["text"])
     typer.echo(f"wrote {out}/dynamics.csv, classes.csv, curves.csv, summary.csv and {len(result['figures'])} figure "
                f"files in {result['seconds']:.0f} s")
