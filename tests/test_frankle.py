@@ -103,6 +103,8 @@ def test_bad_study_arguments(tmp_path):
         run_study(["cifar100-resnet"], out=tmp_path)
     with pytest.raises(LosspathError, match="bias-init"):
         run_study(["digits-mlp"], out=tmp_path, bias_init="normal")
+    with pytest.raises(LosspathError, match="--threads must be at least 1"):
+        run_study(["digits-mlp"], out=tmp_path, threads=0)
     with pytest.raises(LosspathError, match="Unknown split"):
         run_study(split="val", out=tmp_path)
     with pytest.raises(LosspathError, match="cannot download"):

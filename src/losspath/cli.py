@@ -24,7 +24,6 @@ ThreadsOpt = typer.Option(None, "--threads", help="Torch threads (default: torch
                           "on a machine other jobs share).")
 
 
-
 @app.command()
 def train(
     data: str = typer.Option("mnist1d", "--data", help="Data set: mnist1d, digits, mnist, cifar10, imagenet."),

@@ -67,9 +67,11 @@ class Hparams:
             bad("batch_size", "a positive integer or 0 (full batch)")
         if self.poly_degree < 1:
             bad("poly_degree", "at least 1")
-        if self.bias_init not in ("zero", "uniform"):
-            bad("bias_init", "zero or uniform")
+        from .models.init import BIAS_INITS
         from .steps import parse_step  # the syntax only: epochs become iterations once the data is known
+
+        if self.bias_init not in BIAS_INITS:
+            bad("bias_init", " or ".join(BIAS_INITS))
 
         parse_step(self.steps, 1)
         for text in (self.milestones, self.warmup):

@@ -32,6 +32,7 @@ def cached_dataset(name: str, data_root: str | None) -> Dataset:
 
 
 def check_threads(n: int | None) -> None:
+    """Raise the CLI's sentence for a thread count below 1 (None: torch's own count)."""
     if n is not None and n < 1:
         raise LosspathError(f"--threads must be at least 1, not {n}.")
 

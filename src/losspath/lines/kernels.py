@@ -2,9 +2,9 @@
 
 The ReLU-pair shortcut (`relu_pair.py`) needs, per example, the α at which each hidden unit switches and then a
 sweep over the α in increasing order that updates the second layer's quadratic coefficients only where a unit
-switches. Both loops compile on first use (seconds; numba caches them on disk). Plain IEEE arithmetic (no fastmath), so
-a unit's on/off state is decided the same way everywhere. Callers hold `LOCK`: numba's parallel runtime must
-not be entered from two Python threads at once.
+switches. Both loops compile on first use (seconds; numba caches them on disk). Plain IEEE arithmetic (no
+fastmath), so a unit's on/off state is decided the same way everywhere. Callers hold `LOCK`: numba's parallel
+runtime must not be entered from two Python threads at once.
 """
 from __future__ import annotations
 
@@ -91,7 +91,8 @@ def _threads():
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
-def switch_points(p: torch.Tensor, q: torch.Tensor, alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+def switch_points(p: torch.Tensor, q: torch.Tensor,
+                  alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """(on_first, switch, order) for units z = p + α·q, (batch, hidden) each, at `alphas` (float64, any order):
     the state of every unit at the smallest α (bool), the sorted α index where it changes, and the sort order."""
     a = alphas.cpu().numpy()

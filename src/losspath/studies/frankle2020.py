@@ -22,7 +22,7 @@ from ..hparams import Hparams, paper_defaults
 from ..lines.schemes import BATCHNORM_MODES
 from ..metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_end
 from ..store import Run
-from ..sweeps import cached_dataset, line_job, make_executor, train_job
+from ..sweeps import cached_dataset, check_threads, line_job, make_executor, train_job
 from ..training import plan_run
 
 
@@ -98,6 +98,7 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
     three tables (pandas) and the figure paths.
     """
     settings = list(settings)
+    check_threads(threads)
     for name in settings:
         hparams_for(name, 0, steps, bias_init).validate()
     if replicates < 1 or points < 2:
