@@ -15,21 +15,19 @@ from hypothesis import strategies as st
 from losspath.cli import app, main
 from losspath.data.registry import dataset_names
 from losspath.models.registry import FAMILIES
+from losspath.studies import frankle2020
 from losspath.studies.frankle2020 import SETTINGS
 
 STEP = re.compile(r"^(?:([0-9]+)ep)?(?:([0-9]+)it)?$")
 
 
-def known_options(*path: str) -> set[str]:
-    """Every option name of the command at `path` (e.g. "train"), read from the CLI itself."""
-    command = typer.main.get_command(app)
-    for name in path:
-        command = command.commands[name]
+def known_options(command) -> set[str]:
+    """Every option name of a typer command, read from the CLI itself."""
     return {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
 
 
-TRAIN_OPTIONS = known_options("train")
-FRANKLE_OPTIONS = known_options("reproduce", "frankle2020")
+TRAIN_OPTIONS = known_options(typer.main.get_command(app).commands["train"])
+FRANKLE_OPTIONS = known_options(typer.main.get_command(frankle2020.app))  # the study parses its own options
 STUDIES = set(typer.main.get_command(app).commands["reproduce"].commands)
 FAST = ["--data", "digits", "--model", "mlp_8"]  # what a valid rest of a train command uses (loads in ~0.1 s)
 

@@ -2,16 +2,27 @@
 
 Train with a dense checkpoint schedule (`train`), evaluate θ(α) = (1−α)·θ_start + α·θ_end on a data set
 (`evaluate_line`), summarise with `losspath.metrics`, and reproduce the papers with `losspath.studies`.
+The names below load on first use, so `import losspath` (and the `losspath` command's start) stays quick.
 """
-from . import metrics
-from .data import Dataset, Split, load_dataset
-from .errors import LosspathError
-from .hparams import Hparams
-from .lines import LineResult, evaluate_line, run_line
-from .models import build_model
-from .store import Run, checkpoint_path
-from .training import evaluate, train
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["Dataset", "Hparams", "LineResult", "LosspathError", "Run", "Split", "build_model", "checkpoint_path",
-           "evaluate", "evaluate_line", "load_dataset", "metrics", "run_line", "train"]
+_HOMES = {"Dataset": "data", "Split": "data", "load_dataset": "data", "LosspathError": "errors",
+          "Hparams": "hparams", "LineResult": "lines", "evaluate_line": "lines", "run_line": "lines",
+          "build_model": "models", "Run": "store", "checkpoint_path": "store", "evaluate": "training",
+          "train": "training", "metrics": None}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'losspath' has no attribute {name!r}")
+    home = _HOMES[name]
+    value = importlib.import_module(f".{home or name}", __name__)
+    value = value if home is None else getattr(value, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

@@ -149,13 +149,7 @@ reproduce = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                         help="Reproduce a paper's experiments with one command.")
 app.add_typer(reproduce, name="reproduce")
 
-# --- study commands: each study module defines a typer-annotated `cli` function -----------------------
-from .studies import frankle2020 as _frankle2020  # noqa: E402
-
-reproduce.command("frankle2020")(_frankle2020.cli)
-from .studies import basins as _basins  # noqa: E402
-
-reproduce.command("basins")(_basins.cli)
+# --- study commands: each study module defines a typer-annotated `cli` function and an `app` running it --
 
 
 def _lazy_study(module: str, summary: str):
@@ -172,6 +166,10 @@ def _lazy_study(module: str, summary: str):
 
 
 _LAZY = dict(context_settings=dict(ignore_unknown_options=True, allow_extra_args=True), add_help_option=False)
+reproduce.command("frankle2020", **_LAZY)(_lazy_study(
+    "frankle2020", "Frankle 2020, Figures 1-3: lines from every checkpoint t to the last one, 3 replicates."))
+reproduce.command("basins", **_LAZY)(_lazy_study(
+    "basins", "Liao & Poggio 2017 (Theory II, Figures 2-5): polynomial nets, branching SGD, MDS, GD branches."))
 reproduce.command("mli-plateau", **_LAZY)(_lazy_study(
     "mli_plateau", "MLI plateau vs depth, init scale and bias scheme (Wang, Wang, Zhou & Ge 2023); --help for options."))
 reproduce.command("mli-toy", **_LAZY)(_lazy_study(

@@ -342,3 +342,7 @@ def cli(
     typer.echo(f"wrote {out}/summary.csv, findings.txt, {len(result['figures'])} figure files and the part "
                f"tables in {result['seconds']:.0f} s")
     typer.echo(f"report: {result['report']}")
+
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+app.command()(cli)

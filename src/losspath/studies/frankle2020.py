@@ -220,6 +220,7 @@ def cli(
 ):
     """Frankle 2020, Figures 1-3: lines from every checkpoint t to the last one, 3 replicates.
 
+    \b
     Examples:
       losspath reproduce frankle2020
       losspath reproduce frankle2020 --setting cifar10-resnet_20 --data-root ~/data --batchnorm recompute
@@ -233,3 +234,7 @@ def cli(
     typer.echo(f"wrote {out}/curves.csv, summary.csv, runs.csv and {len(result['figures'])} figure files "
                f"in {result['seconds']:.0f} s")
     typer.echo(f"report: {result['report']}")
+
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+app.command()(cli)
