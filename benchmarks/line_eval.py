@@ -4,8 +4,8 @@ FLOP limit, all measured in this run (Frankle 2020's setting: 100 points, LeNet-
     PYTHONPATH=src python benchmarks/line_eval.py            # full run (a few minutes on 2 cores)
     PYTHONPATH=src python benchmarks/line_eval.py --quick    # smaller sizes, for a smoke test
 
-Every timing is the best of `--repeats` interleaved runs (robust to other processes on the machine); CPU
-seconds (this process, all threads) are printed too. Peak RSS is measured in fresh subprocesses, one per
+Every timing is the best (and the median) of `--repeats` interleaved runs (robust to other processes on the
+machine); CPU seconds (this process, all threads) are printed too. Peak RSS is measured in fresh subprocesses, one per
 configuration, each reporting its own VmHWM (/proc/self/status; ru_maxrss would carry over the parent's
 peak through fork + exec).
 """
@@ -34,13 +34,15 @@ THREADS = 2
 
 
 def timed(fn, repeats: int, results: dict, name: str):
-    """Run fn, keep its best wall time and the CPU time of that run."""
+    """Run fn, keep its best wall time, the CPU time of that run and every wall time (for the median)."""
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
         value = fn()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        walls = results[name][3] if name in results else []
         if name not in results or wall < results[name][0]:
-            results[name] = (wall, cpu, value)
+            results[name] = (wall, cpu, value, walls)
+        walls.append(wall)
 
 
 def endpoints(name, shape):
@@ -141,7 +143,7 @@ def lenet_case(n, points, repeats):
         timed(lambda: plain_line(model_start, start, end, x, y, alphas), 1, results, "plain load_state_dict loop")
     flops = forward_flops(model_start, x[:1]) * n * points
     rate = gemm_rate(n, 784, 300)
-    results["dense FLOP limit"] = (flops / rate, float("nan"), None)
+    results["dense FLOP limit"] = (flops / rate, float("nan"), None, [])
     print(f"forward: {flops / n / points / 1e6:.3f} MFLOP/example; GEMM {n}x784x300: {rate / 1e9:.0f} GFLOP/s")
     ours = results["losspath evaluate_line"]
     print(f"engine plan: {ours[2].info}")
@@ -180,10 +182,16 @@ def resnet_case(n_test, n_train, points, repeats):
 
 
 def table(results, ours_key):
-    ours = results[ours_key][0]
-    print(f"{'method':40s} {'wall s':>9s} {'cpu s':>9s} {'÷ ' + ours_key[:22]:>26s}")
-    for name, (wall, cpu, _) in results.items():
-        print(f"{name:40s} {wall:9.3f} {cpu:9.2f} {wall / ours:25.1f}x")
+    """Best and median wall time of each method and their ratios to ours (best to best, median to median)."""
+    def median(name):
+        walls = results[name][3]
+        return float(np.median(walls)) if walls else results[name][0]
+
+    ours, ours_median = results[ours_key][0], median(ours_key)
+    print(f"{'method':40s} {'best s':>8s} {'median s':>9s} {'cpu s':>8s}   ÷ {ours_key[:22]} (best, median)")
+    for name, (wall, cpu, _, _) in results.items():
+        ratios = f"{wall / ours:6.1f}x {median(name) / ours_median:6.1f}x"
+        print(f"{name:40s} {wall:8.3f} {median(name):9.3f} {cpu:8.2f}   {ratios}")
 
 
 def rss_child(case: str, points: int, n: int) -> None:
@@ -227,7 +235,7 @@ def memory_case(case: str, n: int, points: int):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rss-child", nargs=3, metavar=("CASE", "POINTS", "N"))
     args = parser.parse_args()
     if args.rss_child:
