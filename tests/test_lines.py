@@ -83,6 +83,7 @@ class BNNet(nn.Module):
 
 SHAPES = {MLP: (3, 4), BNMLP: (3, 4), TwoLayer: (4,), ConvNet: (3, 5, 5), BNNet: (3, 5, 5)}
 PAIRS = {MLP: "3", BNMLP: "3", TwoLayer: "2"}  # the second layer of each model's ReLU pair
+AFTER_PAIRS = {MLP: "4"}  # the nn.ReLU module the pair's kernel applies (BNMLP: BatchNorm comes first)
 
 
 def endpoints(model_cls, seed=0):
@@ -193,6 +194,7 @@ def test_engine_matches_plain_reference(model_cls, scheme, bn_mode, shortcut):
     assert (result.class_counts.sum(1) == len(y)).all()
     assert (result.info["first_layer"] is not None) == (shortcut != "none")
     assert result.info["relu_pair"] == (PAIRS.get(model_cls) if shortcut == "relu_pair" else None)
+    assert result.info["relu_after_pair"] == (AFTER_PAIRS.get(model_cls) if shortcut == "relu_pair" else None)
 
 
 def test_first_layer_found_through_flatten_and_not_after_transform():

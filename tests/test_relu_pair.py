@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ UNSORTED = [1.5, 0.3, -0.5, 0.3, 1.0, 0.0, 0.7, 2.0]  # any order, repeats, extr
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
 @pytest.mark.parametrize("held_first", [False, True])
-def test_second_layer_outputs_equal_direct_computation(dtype, tol, held_first):
+@pytest.mark.parametrize("relu", [False, True])
+def test_second_layer_outputs_equal_direct_computation(dtype, tol, held_first, relu):
     g = torch.Generator().manual_seed(3)
     r = lambda *shape: torch.randn(*shape, generator=g, dtype=dtype)  # noqa: E731
     w1 = (r(30, 7), r(30, 7))
@@ -27,14 +29,14 @@ def test_second_layer_outputs_equal_direct_computation(dtype, tol, held_first):
     x[0] = 0  # an example whose pre-activations are the biases alone
     alphas = torch.tensor(UNSORTED, dtype=torch.float64)
     bias = r(len(alphas), 12)
-    pair = ReluPair("fc2")
+    pair = ReluPair("fc2", relu=relu)
     pair.configure(w1, b1, w2)
     out = pair.fill({ALPHAS_KEY: alphas, BIAS_KEY: bias}, x)["fc2.out"]
     assert out.shape == (len(alphas), 40, 12) and out.dtype == dtype
     for i, a in enumerate(UNSORTED):
         lerp = lambda pair_: (1 - a) * pair_[0] + a * pair_[1]  # noqa: E731
         expected = F.linear(F.relu(F.linear(x, lerp(w1), lerp(b1))), lerp(w2), bias[i])
-        torch.testing.assert_close(out[i], expected, rtol=tol, atol=tol)
+        torch.testing.assert_close(out[i], F.relu(expected) if relu else expected, rtol=tol, atol=tol)
 
 
 def test_units_that_never_switch_and_units_at_zero():
@@ -67,6 +69,31 @@ class Pair(nn.Module):
     def forward(self, x):
         z, h = self.core(x)
         return self.fc3(F.relu(self.fc2(h)))
+
+
+class ModuleRelu(Pair):
+    """The pair's output leaves through an nn.ReLU module, which the kernel can apply."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.act2 = nn.ReLU(inplace=inplace)
+
+    def forward(self, x):
+        z, h = self.core(x)
+        return self.fc3(self.act2(self.fc2(h)))
+
+
+class SkipFromSecond(ModuleRelu):
+    def forward(self, x):
+        z, h = self.core(x)
+        y = self.fc2(h)
+        return self.fc3(self.act2(y)) + y[:, :4]
+
+
+class ScaledSecond(ModuleRelu):
+    def forward(self, x):
+        z, h = self.core(x)
+        return self.fc3(self.act2(2 * self.fc2(h)))
 
 
 class SkipFromFirst(Pair):
@@ -109,21 +136,27 @@ def _reference(model, start, end, x, y, alphas):
     return np.array(losses)
 
 
-@pytest.mark.parametrize("model,pair", [
-    (Pair(), "fc2"),
-    (Pair(act=nn.ReLU()), "fc2"),
-    (SkipFromFirst(), None),  # the first layer's output reaches the logits another way
-    (SkipFromRelu(), None),  # so does the ReLU's
-    (Pair(act=F.relu6), None),  # agrees with ReLU on small values only
-    (Pair(act=F.leaky_relu), None),
-    (SecondTwice(), None),
-], ids=["functional_relu", "module_relu", "skip_first", "skip_relu", "relu6", "leaky", "second_twice"])
-def test_pair_found_only_where_exact(model, pair):
+@pytest.mark.parametrize("model,pair,after", [
+    (Pair(), "fc2", None),
+    (Pair(act=nn.ReLU()), "fc2", None),
+    (SkipFromFirst(), None, None),  # the first layer's output reaches the logits another way
+    (SkipFromRelu(), None, None),  # so does the ReLU's
+    (Pair(act=F.relu6), None, None),  # agrees with ReLU on small values only
+    (Pair(act=functools.partial(F.relu6, inplace=True)), None, None),  # also when it works in place
+    (Pair(act=F.leaky_relu), None, None),
+    (SecondTwice(), None, None),
+    (ModuleRelu(), "fc2", "act2"),  # the kernel applies the ReLU after the pair
+    (ModuleRelu(inplace=True), "fc2", "act2"),
+    (SkipFromSecond(), "fc2", None),  # not when the pair's output is read elsewhere too
+    (ScaledSecond(), "fc2", None),  # nor when something comes between
+], ids=["functional_relu", "module_relu", "skip_first", "skip_relu", "relu6", "relu6_inplace", "leaky",
+        "second_twice", "relu_after", "relu_after_inplace", "skip_second", "scaled_second"])
+def test_pair_found_only_where_exact(model, pair, after):
     start, end = _endpoints(model, 0)
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(50, 6, generator=g), torch.randint(0, 4, (50,), generator=g)
     result = evaluate_line(model, start, end, (x, y), alphas=UNSORTED, progress=False)
-    assert result.info["relu_pair"] == pair
+    assert result.info["relu_pair"] == pair and result.info["relu_after_pair"] == after
     np.testing.assert_allclose(result.loss, _reference(model, start, end, x, y, UNSORTED), rtol=1e-5, atol=1e-6)
 
 

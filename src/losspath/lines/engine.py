@@ -26,7 +26,7 @@ from torch.func import functional_call
 from ..errors import LosspathError
 from .data_source import DataSource
 from .first_layer import find_first_layer
-from .relu_pair import find_relu_pair
+from .relu_pair import find_output_relu, find_relu_pair
 from .result import LineResult
 from .schemes import layer_depths, line_rules
 from .stacked import StackedLine
@@ -88,12 +88,13 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     depths = layer_depths(net, probe_x, end_state) if scheme == "homogeneous" else None
     rules = line_rules(list(reference), reference, scheme, hold=hold, batchnorm=batchnorm, depths=depths)
     first = find_first_layer(net, probe_x, end_state) if first_layer_shortcut else None
-    second = None
+    second = out_relu = None
     if relu_shortcut and device.type == "cpu" and len(alphas) >= MIN_PAIR_ALPHAS:
         second = find_relu_pair(net, probe_x, end_state, first, rules)
     if second is not None:
+        out_relu = find_output_relu(net, probe_x, end_state, second)
         pair_row_bytes = net.get_submodule(second).out_features * end_state[f"{second}.weight"].element_size()
-    line = StackedLine(net, start_state, end_state, rules, first, second)
+    line = StackedLine(net, start_state, end_state, rules, first, second, out_relu)
 
     n = len(eval_data)
     eval_bs = batch_size or len(first_x)
@@ -133,7 +134,7 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
         distance=distance(start_state, end_state, names),
         relative_distance=relative_distance(start_state, end_state, names),
         info={"chunk": chunk, "per_call": per_call, "batch_size": eval_bs, "first_layer": first,
-              "relu_pair": second, "vectorized": line.vectorize},
+              "relu_pair": second, "relu_after_pair": out_relu, "vectorized": line.vectorize},
     )
 
 

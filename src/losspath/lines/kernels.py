@@ -47,8 +47,9 @@ def _define(cache: bool):
                 switch[n, j] = on if first else k_count - on
 
     @numba.njit(parallel=True, cache=cache)
-    def sweep(p, q, on_first, switch, alphas, order, P0, P1, P2, Mt, Dt, bias, out):  # pragma: no cover
-        """out[k, n] = P0 + α_k·P1 + α_k²·P2 + bias[k], with (P0, P1, P2) updated at every unit switch."""
+    def sweep(p, q, on_first, switch, alphas, order, P0, P1, P2, Mt, Dt, bias, relu, out):  # pragma: no cover
+        """out[k, n] = P0 + α_k·P1 + α_k²·P2 + bias[k], with (P0, P1, P2) updated at every unit switch; then
+        max(·, 0) if `relu` (NaN stays NaN, as in torch.relu)."""
         n_examples, hidden = p.shape
         k_count, outputs = order.shape[0], Mt.shape[1]
         for n in numba.prange(n_examples):
@@ -80,7 +81,8 @@ def _define(cache: bool):
                 a = alphas[order[k]]
                 row, b = out[order[k], n], bias[order[k]]
                 for o in range(outputs):
-                    row[o] = c0[o] + a * (c1[o] + a * c2[o]) + b[o]
+                    v = c0[o] + a * (c1[o] + a * c2[o]) + b[o]
+                    row[o] = 0.0 if relu and v < 0.0 else v
 
     return switch_points, sweep
 
@@ -108,8 +110,9 @@ def switch_points(p: torch.Tensor, q: torch.Tensor,
 
 def relu_pair_sweep(p, q, on_first, switch, alphas: torch.Tensor, order: np.ndarray,
                     coefficients: tuple[torch.Tensor, ...], m_t: torch.Tensor, d_t: torch.Tensor,
-                    bias: torch.Tensor) -> torch.Tensor:
-    """Second-layer outputs (len(alphas), batch, outputs) of y(α) = (M + αD)·relu(p + αq) + bias[α].
+                    bias: torch.Tensor, relu: bool = False) -> torch.Tensor:
+    """Second-layer outputs (len(alphas), batch, outputs) of y(α) = (M + αD)·relu(p + αq) + bias[α], or relu(y)
+    with `relu`.
 
     coefficients (P0, P1, P2), each (batch, outputs): the quadratic's coefficients over the units on at the
     smallest α; m_t, d_t: Mᵀ and Dᵀ, (hidden, outputs); bias: (len(alphas), outputs). Accumulates in float64.
@@ -119,5 +122,5 @@ def relu_pair_sweep(p, q, on_first, switch, alphas: torch.Tensor, order: np.ndar
     more = [t.contiguous().numpy() for t in (*coefficients, m_t, d_t, bias)]
     with LOCK:
         _threads()
-        _compiled()[1](*arrays, alphas.cpu().numpy(), order, *more, out.numpy())
+        _compiled()[1](*arrays, alphas.cpu().numpy(), order, *more, relu, out.numpy())
     return out

@@ -34,63 +34,85 @@ ALPHAS_KEY, BIAS_KEY = "\0relu_pair.alphas", "\0relu_pair.bias"  # per-α entrie
 def find_relu_pair(model: nn.Module, inputs: torch.Tensor, state: dict, first: str | None,
                    rules: dict[str, Rule]) -> str | None:
     """Name of the nn.Linear whose input is exactly relu(first layer's output) and through which alone the first
-    layer reaches the logits, if `first` is an nn.Linear and both layers' weights move affinely; else None.
-
-    The probe runs twice: as is, then with the first layer's output replaced by large random values and the
-    second layer's output pinned to its first-run value. The second layer must see relu of the replacement (so
-    the op between is ReLU, not a clamp that agrees on small values), and the logits must not change (so nothing
-    else reads the first layer's or the ReLU's output).
-    """
+    layer reaches the logits, if `first` is an nn.Linear and both layers' weights move affinely; else None."""
     if first is None or type(model.get_submodule(first)) is not nn.Linear:
         return None
-    second = _next_linear(model, inputs, state, first)
-    keys = [f"{first}.weight", f"{first}.bias", f"{second}.weight"] if second else []
-    if second is None or not all(_affine(rules.get(k)) for k in keys):
+    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    second = _called_next(model, inputs, state, first, names)
+    if second is None or type(model.get_submodule(second)) is not nn.Linear or _shared(model, second):
         return None
-    logits, seen = _probe(model, inputs, state, first, second)
-    z, h = seen.get("first"), seen.get("input")
-    if z is None or z.dim() != 2 or z.dtype not in (torch.float32, torch.float64) or h is None \
-            or h.shape != z.shape or not torch.equal(h, F.relu(z)):
+    keys = [f"{first}.weight", f"{first}.bias", f"{second}.weight"]
+    if not all(_affine(rules.get(k)) for k in keys):
         return None
-    g = torch.Generator().manual_seed(0)
-    noise = (torch.randn(z.shape, generator=g, dtype=z.dtype) * (10 * z.abs().max().item() + 10)).to(z.device)
-    logits2, seen2 = _probe(model, inputs, state, first, second, noise, seen["output"])
-    return second if torch.equal(seen2["input"], F.relu(noise)) and torch.equal(logits2, logits) else None
+    return second if _feeds_only(model, inputs, state, first, second, F.relu) else None
+
+
+def find_output_relu(model: nn.Module, inputs: torch.Tensor, state: dict, second: str) -> str | None:
+    """Name of the nn.ReLU module that takes the second layer's output as it is and through which alone that
+    output reaches the logits; the kernel then applies it, and the module is skipped. None if there is none."""
+    names = [n for n, m in model.named_modules() if type(m) is nn.ReLU]
+    relu = _called_next(model, inputs, state, second, names + [second])
+    if relu is None or relu == second:
+        return None
+    return relu if _feeds_only(model, inputs, state, second, relu, lambda z: z) else None
 
 
 def _affine(rule: Rule | None) -> bool:
     return rule is None or (not rule.recompute and (rule.constant is not None or rule.power == 1))
 
 
-def _next_linear(model: nn.Module, inputs, state, first: str) -> str | None:
-    """The Linear module called right after `first` (and only once), if its weight is its own."""
-    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
-    order = [name for name, _ in probe_calls(model, inputs, names, state)]
-    at = order.index(first)
-    if at + 1 >= len(order) or type(model.get_submodule(order[at + 1])) is not nn.Linear:
+def _called_next(model: nn.Module, inputs, state, name: str, names: list[str]) -> str | None:
+    """Among the modules `names` (and `name`), the one called right after `name`, if both are called once."""
+    order = [n for n, _ in probe_calls(model, inputs, list(dict.fromkeys([*names, name])), state)]
+    if order.count(name) != 1:
         return None
-    second = order[at + 1]
-    module = model.get_submodule(second)
-    owners = [n for n, p in model.named_parameters(remove_duplicate=False) if any(p is t for t in module.parameters())]
-    return second if order.count(second) == 1 and len(owners) == len(list(module.parameters())) else None
+    at = order.index(name)
+    return order[at + 1] if at + 1 < len(order) and order.count(order[at + 1]) == 1 else None
 
 
-def _probe(model, inputs, state, first, second, replace_first=None, replace_output=None):
-    """Logits and {first: first layer's output, input/output: the second layer's} of one forward, optionally
-    with those two outputs replaced."""
+def _shared(model: nn.Module, name: str) -> bool:
+    """Whether a parameter of module `name` is also registered elsewhere in the model (tied weights)."""
+    own = list(model.get_submodule(name).parameters())
+    return sum(1 for _, p in model.named_parameters(remove_duplicate=False) if any(p is t for t in own)) != len(own)
+
+
+def _feeds_only(model, inputs, state, a: str, b: str, transform) -> bool:
+    """Whether module b's input is exactly transform(a's output), and a's output reaches the logits only through b.
+
+    The probe runs twice: as is, then with a's output replaced by large random values and b's output pinned to
+    its first-run value. b must see transform of the replacement (for ReLU: not a clamp that agrees on small
+    values), and the logits must not change (nothing else reads a's output or b's input).
+    """
+    logits, seen = _probe(model, inputs, state, a, b)
+    z, h = seen.get("a"), seen.get("input")
+    if z is None or z.dim() != 2 or z.dtype not in (torch.float32, torch.float64) or h is None \
+            or h.shape != z.shape or not torch.equal(h, transform(z)):
+        return False
+    g = torch.Generator().manual_seed(0)
+    noise = (torch.randn(z.shape, generator=g, dtype=z.dtype) * (10 * z.abs().max().item() + 10)).to(z.device)
+    logits2, seen2 = _probe(model, inputs, state, a, b, noise, seen["output"])
+    return torch.equal(seen2["input"], transform(noise)) and torch.equal(logits2, logits)
+
+
+def _probe(model, inputs, state, a, b, replace_a=None, pin_b=None):
+    """Logits and {a: module a's output, input/output: module b's} of one forward, optionally with a's output
+    replaced and b's pinned. Copies are recorded and passed on, so in-place ops downstream change neither."""
     seen = {}
 
-    def on_first(module, args, out):
-        seen["first"] = out if replace_first is None else replace_first
-        return seen["first"]
+    def on_a(module, args, out):
+        seen["a"] = (out if replace_a is None else replace_a).clone()
+        return seen["a"].clone()
 
-    def on_second(module, args, out):
-        seen["input"] = args[0]
-        seen["output"] = out if replace_output is None else replace_output
-        return seen["output"]
+    def before_b(module, args):
+        seen["input"] = args[0].clone() if isinstance(args[0], torch.Tensor) else None
 
-    handles = [model.get_submodule(first).register_forward_hook(on_first),
-               model.get_submodule(second).register_forward_hook(on_second)]
+    def on_b(module, args, out):
+        seen["output"] = (out if pin_b is None else pin_b).clone()
+        return seen["output"].clone()
+
+    handles = [model.get_submodule(a).register_forward_hook(on_a),
+               model.get_submodule(b).register_forward_pre_hook(before_b),
+               model.get_submodule(b).register_forward_hook(on_b)]
     try:
         with torch.inference_mode():
             logits = functional_call(model, state, (inputs,))
@@ -123,11 +145,12 @@ class _Table(nn.Module):
 
 
 class ReluPair:
-    """The two stand-in modules and the computation of the second layer's outputs for a batch and some α."""
+    """The stand-in modules and the computation of the second layer's outputs for a batch and some α. With
+    `relu` the outputs leave through the ReLU of `find_output_relu`, whose stand-in is then an nn.Identity."""
 
-    def __init__(self, second: str):
-        self.out_key = f"{second}.out"
-        self.stand_ins = (_Given(), _Table())
+    def __init__(self, second: str, relu: bool = False):
+        self.out_key, self.relu = f"{second}.out", relu
+        self.stand_ins = (_Given(), _Table()) + ((nn.Identity(),) if relu else ())
         self.cache = None
 
     def configure(self, w1, b1, w2) -> None:
@@ -161,5 +184,5 @@ class ReluPair:
         (pm, pd), (qm, qd) = (half.chunk(2, dim=1) for half in products.chunk(2))
         coefficients = (pm, qm + pd, qd)
         stacked[self.out_key] = relu_pair_sweep(p, q, on_first, switch, alphas, order, coefficients, self.m_t,
-                                                self.d_t, bias)
+                                                self.d_t, bias, self.relu)
         return stacked

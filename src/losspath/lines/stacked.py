@@ -25,11 +25,12 @@ class StackedLine:
     """A private copy of the model with endpoint states and rules; builds per-chunk stacks and runs them.
 
     `first`: the first layer's name (first-layer shortcut); `second`: with it, the second layer of a ReLU pair
-    (relu_pair.py), which then replaces the first-layer shortcut.
+    (relu_pair.py), which then replaces the first-layer shortcut; `out_relu`: the ReLU module after the pair
+    that the pair's kernel applies.
     """
 
     def __init__(self, net: nn.Module, start: State, end: State, rules: dict[str, Rule], first: str | None,
-                 second: str | None = None):
+                 second: str | None = None, out_relu: str | None = None):
         self.net, self.start, self.end, self.rules, self.first, self.second = net, start, end, rules, first, second
         self.device = next(iter(end.values())).device if end else torch.device("cpu")
         self.vectorize, self.verified = True, False
@@ -39,8 +40,8 @@ class StackedLine:
             raise LosspathError(f"batchnorm='recompute' needs BatchNorm modules; {', '.join(stray)} are not.")
         self.shortcut = self.pair = None
         if second is not None:
-            self.pair = ReluPair(second)
-            for name, module in zip((first, second), self.pair.stand_ins):
+            self.pair = ReluPair(second, relu=out_relu is not None)
+            for name, module in zip((first, second, out_relu), self.pair.stand_ins):
                 self._replace(name, module)
         elif first is not None:
             self.shortcut = FirstLayerShortcut(net.get_submodule(first))
