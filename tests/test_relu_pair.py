@@ -168,3 +168,37 @@ def test_float64_model_and_few_alphas():
     assert result.info["relu_pair"] == "fc2"
     np.testing.assert_allclose(result.loss, _reference(model, start, end, x, y, UNSORTED), rtol=1e-12)
     assert evaluate_line(model, start, end, (x, y), points=4, progress=False).info["relu_pair"] is None
+
+
+def test_in_place_relu_between_the_layers_does_not_corrupt_later_calls(monkeypatch):
+    """With one α per vmapped call, every call of a batch reuses the batch's first-layer outputs."""
+    from losspath.lines import engine
+
+    monkeypatch.setattr(engine, "WORKING_SET", 1)
+    model = Pair(act=nn.ReLU(inplace=True))
+    start, end = _endpoints(model, 3)
+    x, y = torch.randn(40, 6), torch.randint(0, 4, (40,))
+    result = evaluate_line(model, start, end, (x, y), alphas=UNSORTED, progress=False, batch_size=40)
+    assert result.info["relu_pair"] == "fc2" and result.info["per_call"] == 1
+    np.testing.assert_allclose(result.loss, _reference(model, start, end, x, y, UNSORTED), rtol=1e-5, atol=1e-6)
+
+
+class HalveInPlace(nn.Module):
+    def forward(self, x):
+        return x.mul_(0.5)
+
+
+def test_in_place_op_after_a_held_first_layer_does_not_corrupt_later_calls(monkeypatch):
+    """The same for the first-layer shortcut alone, whose held first layer's output is reused across calls."""
+    from losspath.lines import engine
+
+    monkeypatch.setattr(engine, "WORKING_SET", 1)
+    model = nn.Sequential(nn.Linear(6, 16, bias=False), HalveInPlace(), nn.Linear(16, 4, bias=False))
+    start, end = _endpoints(model, 4)
+    x, y = torch.randn(40, 6), torch.randint(0, 4, (40,))
+    result = evaluate_line(model, start, end, (x, y), alphas=UNSORTED, scheme=["2"], progress=False, batch_size=40,
+                           relu_shortcut=False)
+    assert result.info["first_layer"] == "0" and result.info["per_call"] == 1
+    held_start = {**start, "0.weight": end["0.weight"]}  # scheme ["2"]: layer 0 is held at the end state
+    expected = _reference(model, held_start, end, x, y, UNSORTED)
+    np.testing.assert_allclose(result.loss, expected, rtol=1e-5, atol=1e-6)

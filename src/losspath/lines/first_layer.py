@@ -95,8 +95,8 @@ class FirstLayerShortcut(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.cache is None or self.cache[0].shape[0] != x.shape[0]:
             self.cache = self._endpoint_outputs(x)
-        if self.mode == "held":
-            out = self.cache[0]
+        if self.mode == "held":  # a copy (unless the bias makes one), so an in-place op cannot change the cache
+            out = self.cache[0] if self.bias is not None else self.cache[0].clone()
         else:
             out = torch.lerp(self.cache[0], self.cache[1], self.weight_coef)
             if self.mode == "lerp":

@@ -123,14 +123,15 @@ def _probe(model, inputs, state, a, b, replace_a=None, pin_b=None):
 
 
 class _Given(nn.Module):
-    """Stands in for the first layer: returns the unbatched p (vmap then runs the ReLU on it once)."""
+    """Stands in for the first layer: returns a copy of the unbatched p (vmap then runs the ReLU on it once; an
+    in-place ReLU changes the copy, not the p that later calls of the batch reuse)."""
 
     def __init__(self):
         super().__init__()
         self.value = None
 
     def forward(self, x):
-        return self.value
+        return self.value.clone()
 
 
 class _Table(nn.Module):
