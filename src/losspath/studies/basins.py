@@ -32,6 +32,7 @@ import typer
 
 from ..errors import LosspathError
 from ..hparams import Hparams
+from . import echo_result, study_app
 
 PARTS = (1, 2, 3, 4, 5, 6)
 NEEDS = {1: (1,), 2: (2,), 3: (2, 3), 4: (4,), 5: (4, 5), 6: (2, 4, 5, 6)}  # runs each part reads
@@ -338,11 +339,7 @@ def cli(
                     flat_perturb=flat_perturb, repeats=repeats, points=points)
     result = run_study(data or DEFAULT_DATA, part or PARTS, config=config, out=out, root=root, data_root=data_root,
                        device=device, progress=not quiet, threads=threads, argv=sys.argv[1:])
-    typer.echo(result["text"])
-    typer.echo(f"wrote {out}/summary.csv, findings.txt, {len(result['figures'])} figure files and the part "
-               f"tables in {result['seconds']:.0f} s")
-    typer.echo(f"report: {result['report']}")
+    echo_result(result, out, "summary.csv, findings.txt, the part tables")
 
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
-app.command()(cli)
+app = study_app(cli)

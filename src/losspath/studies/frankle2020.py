@@ -24,6 +24,7 @@ from ..metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_e
 from ..store import Run
 from ..sweeps import cached_dataset, check_threads, line_job, make_executor, train_job
 from ..training import plan_run
+from . import echo_result, study_app
 
 
 @dataclass(frozen=True)
@@ -230,11 +231,7 @@ def cli(
                        root=root, data_root=data_root, steps=steps, device=device, progress=not quiet,
                        executor=executor, scheduler=scheduler, workers=workers, threads=threads,
                        bias_init=bias_init)
-    typer.echo(result["text"])
-    typer.echo(f"wrote {out}/curves.csv, summary.csv, runs.csv and {len(result['figures'])} figure files "
-               f"in {result['seconds']:.0f} s")
-    typer.echo(f"report: {result['report']}")
+    echo_result(result, out, "curves.csv, summary.csv, runs.csv")
 
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
-app.command()(cli)
+app = study_app(cli)

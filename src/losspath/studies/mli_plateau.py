@@ -25,6 +25,8 @@ from typing import List, Optional
 
 import typer
 
+from . import echo_result, study_app
+
 DEFAULT_DATA = ("mnist1d", "digits")
 DEFAULT_DEPTHS = (1, 2, 4, 8)
 DEFAULT_INIT_SCALES = (0.5, 1.0, 1.5)
@@ -437,11 +439,7 @@ def cli(
                            conv_init_scales=(conv_init_scale or DEFAULT_CONV_INIT_SCALES) if convnets else (),
                            train_overrides=overrides, out=out, root=root, data_root=data_root, device=device,
                            progress=not quiet)
-    typer.echo(result["text"])
-    typer.echo(f"wrote {out}/curves.csv, summary.csv, biases.csv, runs.csv and {len(result['figures'])} figure "
-               f"files in {result['seconds']:.0f} s")
-    typer.echo(f"report: {result['report']}")
+    echo_result(result, out, "curves.csv, summary.csv, biases.csv, runs.csv")
 
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
-app.command()(cli)
+app = study_app(cli)

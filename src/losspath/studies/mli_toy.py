@@ -20,6 +20,8 @@ from typing import List, Optional
 
 import typer
 
+from . import echo_result, study_app
+
 DEFAULT_DEPTHS = (1, 2, 3, 4, 5)
 DEFAULT_INIT_SCALES = (0.1, 0.3, 1.0)
 SCHEMES = ("all", "homogeneous", "weights")
@@ -294,11 +296,7 @@ def cli(
                            replicates=replicates, width=width, activation=activation, strengths=strength or None,
                            per_class=per_class, noise=noise, dim=dim, points=points, train_overrides=overrides, out=out,
                            root=root, device=device, progress=not quiet)
-    typer.echo(result["text"])
-    typer.echo(f"wrote {out}/dynamics.csv, classes.csv, curves.csv, summary.csv and {len(result['figures'])} figure "
-               f"files in {result['seconds']:.0f} s")
-    typer.echo(f"report: {result['report']}")
+    echo_result(result, out, "dynamics.csv, classes.csv, curves.csv, summary.csv")
 
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
-app.command()(cli)
+app = study_app(cli)
