@@ -13,6 +13,7 @@ except ImportError:  # pragma: no cover
     from click.exceptions import ClickException, NoArgsIsHelpError
 
 from .errors import LosspathError
+from .studies import THREADS_OPTION
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
@@ -20,8 +21,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 RootOpt = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME or ~/.losspath/runs).")
 DataRootOpt = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA or ~/.losspath/data).")
-ThreadsOpt = typer.Option(None, "--threads", help="Torch threads (default: torch's choice; 1 is often fastest "
-                          "on a machine other jobs share).")
 
 
 @app.command()
@@ -49,7 +48,7 @@ def train(
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
     nproc: int = typer.Option(1, "--nproc", help="Processes for DistributedDataParallel (one per GPU; gloo on CPU)."),
-    threads: Optional[int] = ThreadsOpt,
+    threads: Optional[int] = THREADS_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Train a network with a dense checkpoint schedule (or reuse the finished run) and print its directory.
@@ -106,7 +105,7 @@ def line(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the curve (PNG and PDF)."),
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = typer.Option(None, "--device"),
-    threads: Optional[int] = ThreadsOpt,
+    threads: Optional[int] = THREADS_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Loss and error along the straight line from START to END; prints the curve's summary metrics.

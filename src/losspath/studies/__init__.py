@@ -5,6 +5,9 @@ module when it runs and hands `app` the arguments.
 """
 import typer
 
+THREADS_OPTION = typer.Option(None, "--threads", help="Torch threads (default: torch's choice; 1 is often fastest "
+                              "on a machine other jobs share).")
+
 
 def study_app(cli) -> typer.Typer:
     """The typer app that parses a study's options and runs its `cli`."""

@@ -25,7 +25,7 @@ from typing import List, Optional
 
 import typer
 
-from . import echo_result, study_app
+from . import THREADS_OPTION, echo_result, study_app
 
 DEFAULT_DATA = ("mnist1d", "digits")
 DEFAULT_DEPTHS = (1, 2, 4, 8)
@@ -417,8 +417,7 @@ def cli(
     root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
     device: Optional[str] = typer.Option(None, "--device"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (default: torch's choice; 1 is "
-                                          "often fastest on a machine other jobs share)."),
+    threads: Optional[int] = THREADS_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Wang et al. 2023: the plateau on the init → final line vs depth, init scale and bias scheme.

@@ -20,7 +20,7 @@ from typing import List, Optional
 
 import typer
 
-from . import echo_result, study_app
+from . import THREADS_OPTION, echo_result, study_app
 
 DEFAULT_DEPTHS = (1, 2, 3, 4, 5)
 DEFAULT_INIT_SCALES = (0.1, 0.3, 1.0)
@@ -277,8 +277,7 @@ def cli(
     out: Path = typer.Option(Path("results/mli_toy"), "--out", help="Output directory."),
     root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
     device: Optional[str] = typer.Option(None, "--device"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (default: torch's choice; 1 is "
-                                          "often fastest on a machine other jobs share)."),
+    threads: Optional[int] = THREADS_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Wang et al. 2023's simple model: per-class weights and biases over training; plateau vs r and init scale.
