@@ -16,6 +16,7 @@ from losspath.errors import LosspathError
 from losspath.mds import embed_distances, embed_states, flatten_states, layer_keys, pairwise_distances, stress1
 from losspath.models import build_model
 from losspath.store import Run
+from losspath.studies import basins_parts
 from losspath.studies.basins import Config, branch_hparams, flat_hparams, gd_hparams, polynomial_hparams, run_study
 from losspath.training import model_for
 
@@ -104,7 +105,7 @@ def _direct(model, state, split):
     return F.cross_entropy(logits.double(), split.targets).item(), (logits.argmax(1) != split.targets).double().mean().item()
 
 
-def test_tiny_end_to_end_every_part(tmp_path):
+def test_tiny_end_to_end_every_part(tmp_path, monkeypatch):
     out, root = tmp_path / "out", tmp_path / "runs"
     result = run_study(["digits"], config=TINY, out=out, root=root, progress=False, threads=1)
     S, K, E, T = TINY.stages, TINY.runs, TINY.epochs, TINY.gd_epochs
@@ -179,6 +180,14 @@ def test_tiny_end_to_end_every_part(tmp_path):
     assert sorted(p.name for p in root.iterdir()) == before
     pd.testing.assert_frame_equal(again["mds"].drop(columns="data"),
                                   mds[mds.part == 3].drop(columns="data").reset_index(drop=True))
+
+    # ... and every stored checkpoint's evaluation: part 2 evaluates nothing on a rerun, with the same numbers
+    assert (parent.dir / "evals" / f"{parent.done()['last_step']}-digits-train.json").is_file()
+    with monkeypatch.context() as m:
+        m.setattr(basins_parts.Scorer, "state", lambda *a, **k: pytest.fail("evaluated again"))
+        rerun = run_study(["digits"], parts=[2], config=TINY, out=tmp_path / "again2", root=root, progress=False,
+                          threads=1)
+    pd.testing.assert_frame_equal(rerun["branches"], branches)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,13 +7,14 @@ averages from `lines.interpolated_state` at α = 0.5, embeddings from `losspath.
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..checkpoints import load_state
+from ..checkpoints import load_state, write_json
 from ..data import Dataset, Split
 from ..device import resolve_device
 from ..lines import interpolated_state, run_line
@@ -43,9 +44,16 @@ class Scorer:
         return evaluate(self.model, self.data.split(split), device=self.device)
 
     def checkpoint(self, run: Run, step: int, split: str = "train") -> tuple[float, float]:
+        """`state` of a stored checkpoint, kept in memory and in the run directory (evals/), so a rerun of the
+        study does not evaluate it again."""
         key = (run.dir.name, step, split)
         if key not in self._cache:
-            self._cache[key] = self.state(load_state(run.checkpoint(step)), split)
+            path = run.dir / "evals" / f"{step}-{self.data.name}-{split}.json"
+            if path.is_file():
+                self._cache[key] = tuple(json.loads(path.read_text()))
+            else:
+                self._cache[key] = self.state(load_state(run.checkpoint(step)), split)
+                write_json(path, list(self._cache[key]))
         return self._cache[key]
 
     @torch.inference_mode()
