@@ -3,7 +3,7 @@
 The ReLU-pair shortcut (`relu_pair.py`) needs, per example, the α at which each hidden unit switches and then a
 sweep over the α in increasing order that updates the second layer's quadratic coefficients only where a unit
 switches. Both loops compile on first use (seconds; numba caches them on disk). Plain IEEE arithmetic (no
-fastmath), so a unit's on/off state is decided the same way everywhere. Callers hold `LOCK`: numba's parallel
+fastmath), so a unit's on/off state is decided the same way everywhere. `_run` holds `LOCK`: numba's parallel
 runtime must not be entered from two Python threads at once.
 """
 from __future__ import annotations
@@ -87,10 +87,13 @@ def _define(cache: bool):
     return switch_points, sweep
 
 
-def _threads():
+def _run(which: int, *args) -> None:
+    """Kernel `which` (0: switch_points, 1: sweep) on torch's thread count, one caller at a time."""
     import numba
 
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    with LOCK:
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        _compiled()[which](*args)
 
 
 def switch_points(p: torch.Tensor, q: torch.Tensor,
@@ -101,10 +104,8 @@ def switch_points(p: torch.Tensor, q: torch.Tensor,
     order = np.argsort(a, kind="stable")
     on_first = torch.empty(p.shape, dtype=torch.bool)
     switch = torch.empty(p.shape, dtype=torch.int64)
-    with LOCK:
-        _threads()
-        _compiled()[0](p.contiguous().numpy(), q.contiguous().numpy(), a[order].astype(p.numpy().dtype),
-                       on_first.numpy(), switch.numpy())
+    _run(0, p.contiguous().numpy(), q.contiguous().numpy(), a[order].astype(p.numpy().dtype), on_first.numpy(),
+         switch.numpy())
     return on_first, switch, order
 
 
@@ -120,7 +121,5 @@ def relu_pair_sweep(p, q, on_first, switch, alphas: torch.Tensor, order: np.ndar
     out = torch.empty((len(order), p.shape[0], m_t.shape[1]), dtype=p.dtype)
     arrays = [t.contiguous().numpy() for t in (p, q, on_first, switch)]
     more = [t.contiguous().numpy() for t in (*coefficients, m_t, d_t, bias)]
-    with LOCK:
-        _threads()
-        _compiled()[1](*arrays, alphas.cpu().numpy(), order, *more, relu, out.numpy())
+    _run(1, *arrays, alphas.cpu().numpy(), order, *more, relu, out.numpy())
     return out

@@ -15,7 +15,8 @@ example is four α's worth of matrix products plus O(switches × outputs), inste
 rest of the network runs under vmap from the second layer's output on. It is the same function, summed in
 another order (in float64).
 
-We apply it only where a probe proves the structure (`find_relu_pair`) and only on the CPU.
+We apply it only where a probe proves the structure (`find_relu_pair`; `find_output_relu` for an nn.ReLU right
+after, which the kernel then applies) and only on the CPU.
 """
 from __future__ import annotations
 
