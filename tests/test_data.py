@@ -22,7 +22,7 @@ from losspath.errors import LosspathError
 def test_dataset_names_default_first():
     names = dataset_names()
     assert names[0] == "mnist1d"
-    assert set(names) == {"mnist1d", "digits", "mnist", "cifar10", "imagenet"}
+    assert set(names) == {"mnist1d", "digits", "mnist5k", "mnist", "cifar10", "imagenet"}
 
 
 def test_unknown_name_lists_known_names(tmp_path):
@@ -90,6 +90,34 @@ def test_mnist1d_corrupt_cache_is_regenerated_identically(mnist1d_root, tmp_path
     assert torch.equal(ds.train.inputs, reference.train.inputs)
     assert torch.equal(ds.test.targets, reference.test.targets)
     assert cache.stat().st_size > 1000  # rewritten with the real arrays
+
+
+# ---------------------------------------------------------------------------------------------- mnist5k
+
+
+def test_mnist5k_is_mlxtends_digits_split_4000_1000_and_normalized_as_mnist(tmp_path, monkeypatch):
+    from losspath.data import mnist5k
+
+    ds = load_dataset("mnist5k", tmp_path)
+    assert ds.name == "mnist5k" and ds.num_classes == 10 and ds.input_shape == (1, 28, 28)
+    assert ds.train.inputs.shape == (4000, 1, 28, 28) and ds.test.inputs.shape == (1000, 1, 28, 28)
+    assert ds.train.targets.bincount().tolist() == [400] * 10 and ds.test.targets.bincount().tolist() == [100] * 10
+    # x = (p/255 − 0.1307)/0.3081: black pixels at −0.42421296, white at 2.82148671 (MNIST's statistics)
+    assert ds.train.inputs.min().item() == pytest.approx(-0.1307 / 0.3081, abs=1e-6)
+    assert ds.train.inputs.max().item() == pytest.approx((1 - 0.1307) / 0.3081, abs=1e-6)
+    # the two splits are the file's 5,000 digits, each once: undo the normalization and compare rows
+    images, labels = mnist5k.read_digits(mnist5k.csv_path())
+    assert images.shape == (5000, 1, 28, 28) and int(images[0].sum()) == 31095 and labels[0] == 0
+    both = torch.cat([ds.train.inputs, ds.test.inputs]).reshape(5000, -1).double()
+    pixels = torch.round((both * 0.3081 + 0.1307) * 255).to(torch.uint8).numpy()
+    with_labels = np.concatenate([pixels, torch.cat([ds.train.targets, ds.test.targets]).numpy()[:, None]], 1)
+    from_file = np.concatenate([images.reshape(5000, -1), labels[:, None]], 1)
+    assert sorted(map(bytes, with_labels.astype(np.uint8))) == sorted(map(bytes, from_file.astype(np.uint8)))
+    # cached: a second load reads the cache and never parses the CSV again
+    assert mnist5k.cache_path(tmp_path).is_file()
+    monkeypatch.setattr(mnist5k, "read_digits", lambda path: (_ for _ in ()).throw(AssertionError("re-read")))
+    again = load_dataset("mnist5k", tmp_path)
+    assert torch.equal(again.train.inputs, ds.train.inputs) and torch.equal(again.test.targets, ds.test.targets)
 
 
 # ---------------------------------------------------------------------------------------------- digits

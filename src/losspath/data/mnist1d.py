@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import json
 import random
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 
-from ..checkpoints import save_state
 from .base import Dataset, Split
+from .cache import cached_arrays
 
 NUM_CLASSES = 10
 _KEYS = ("x", "y", "x_test", "y_test")
@@ -56,42 +53,23 @@ def _generate(args) -> dict[str, torch.Tensor]:
     }
 
 
-def _read_cache(path: Path, fingerprint: str) -> dict[str, torch.Tensor] | None:
-    """The cached arrays, or None if there is no usable cache (missing, corrupt, or other arguments)."""
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("format") != _FORMAT or meta.get("args") != fingerprint:
-            return None
-        arrays = load_file(str(path))
-    except (SafetensorError, OSError, ValueError):
-        return None
+def _well_formed(arrays: dict[str, torch.Tensor]) -> bool:
     if set(arrays) != set(_KEYS):
-        return None
+        return False
     x, y, xt, yt = (arrays[k] for k in _KEYS)
-    ok = (
+    return (
         x.dtype == torch.float32 and xt.dtype == torch.float32
         and y.dtype == torch.int64 and yt.dtype == torch.int64
         and x.dim() == 3 and xt.dim() == 3 and x.shape[1:] == xt.shape[1:] and x.shape[1] == 1
         and y.shape == x.shape[:1] and yt.shape == xt.shape[:1]
     )
-    return arrays if ok else None
 
 
 def load(root: Path) -> Dataset:
     """MNIST-1D from the cache under `root`, generating (and caching) it on first use."""
-    path = cache_path(root)
     args, fingerprint = _generation_args()
-    arrays = _read_cache(path, fingerprint)
-    if arrays is None:
-        arrays = _generate(args)
-        try:
-            save_state(path, arrays, metadata={"format": _FORMAT, "args": fingerprint})
-        except OSError as e:
-            # The data are usable without the cache; only the next load will be slower.
-            warnings.warn(f"Could not cache MNIST-1D at {path} ({e}); it will be regenerated next time.")
+    arrays = cached_arrays(cache_path(root), f"{_FORMAT}:{fingerprint}", lambda: _generate(args), _well_formed,
+                           "MNIST-1D")
     return Dataset(
         name="mnist1d",
         train=Split(arrays["x"], arrays["y"], NUM_CLASSES),

@@ -15,6 +15,7 @@ DEFAULT_DATASET = "mnist1d"
 _LOADERS: dict[str, str] = {
     "mnist1d": "mnist1d",
     "digits": "digits",
+    "mnist5k": "mnist5k",
     "mnist": "mnist",
     "cifar10": "cifar10",
     "imagenet": "imagenet",
