@@ -55,8 +55,11 @@ def test_hash_names_only_results_changing_fields():
 
 def test_lr_schedule_literals():
     hp = Hparams(lr=0.4, milestones="30ep,60ep", gamma=0.1, warmup="5ep")
-    assert lr_at(0, hp, 10) == pytest.approx(0.4 / 50)
-    assert lr_at(49, hp, 10) == pytest.approx(0.4)
+    # OpenLTH: LambdaLR(min(1, it / warmup)) — the update at iteration t runs at lr·t/W, the first at 0
+    assert lr_at(0, hp, 10) == 0.0
+    assert lr_at(1, hp, 10) == pytest.approx(0.4 / 50)
+    assert lr_at(49, hp, 10) == pytest.approx(0.4 * 49 / 50)
+    assert lr_at(50, hp, 10) == pytest.approx(0.4)
     assert lr_at(299, hp, 10) == pytest.approx(0.4)
     assert lr_at(300, hp, 10) == pytest.approx(0.04)
     assert lr_at(600, hp, 10) == pytest.approx(0.004)
@@ -74,6 +77,35 @@ def test_full_batch_gradient_descent_step_matches_hand_computation(tmp_path, tin
     w1 = load_state(run.checkpoint(1))
     for k in expected:
         torch.testing.assert_close(w1[k], expected[k].detach(), rtol=0, atol=1e-6)
+
+
+def test_warmup_lr_at_first_steps_is_openlths():
+    # the issue's literals: LambdaLR(min(1, it / 10)) on lr 0.4 gives 0, 0.04, 0.08, then 0.36 and 0.4
+    hp = Hparams(lr=0.4, warmup="10it")
+    assert [lr_at(t, hp, 100) for t in (0, 1, 2)] == pytest.approx([0.0, 0.04, 0.08], abs=1e-15)
+    assert lr_at(9, hp, 100) == pytest.approx(0.36) and lr_at(10, hp, 100) == 0.4
+
+
+def test_warmup_training_matches_sgd_with_openlths_lambda_schedule(tmp_path, tiny_dataset):
+    # OpenLTH's loop: SGD(momentum, weight decay) stepped by LambdaLR(min(1, it / W)); full batch, so no data order
+    hp = Hparams(dataset="blobs", model="mlp_16", steps="4it", batch_size=0, lr=0.5, momentum=0.9,
+                 weight_decay=1e-3, warmup="3it", checkpoints="every:1it")
+    run = train(hp, root=tmp_path, dataset=tiny_dataset, progress=False)
+    model = model_for(hp, tiny_dataset)
+    model.load_state_dict(load_state(run.checkpoint(0)))
+    sgd = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-3)
+    schedule = torch.optim.lr_scheduler.LambdaLR(sgd, lambda it: min(1.0, it / 3))
+    x, y = tiny_dataset.train.inputs, tiny_dataset.train.targets
+    for t in range(1, 5):
+        sgd.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        sgd.step()
+        schedule.step()
+        ours = load_state(run.checkpoint(t))
+        for k, v in model.state_dict().items():
+            torch.testing.assert_close(ours[k], v, rtol=0, atol=1e-6)
+    # the first update ran at lr 0: the weights did not move, yet the momentum buffer holds its gradient
+    assert states_equal(load_state(run.checkpoint(0)), load_state(run.checkpoint(1)))
 
 
 CRASHER = textwrap.dedent("""
