@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from losspath.data import Dataset, Split, dataset_names, default_data_root, load_dataset
-from losspath.data.augment import random_crop, random_crop_flip, random_flip
+from losspath.data.augment import random_crop, random_flip, random_flip_crop
 from losspath.errors import LosspathError
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -286,7 +286,9 @@ def test_cifar_round_trip(tmp_path, fmt):
     d = batches["test_batch"][0]
     pixel = d[1, 2 * 1024 + 5 * 32 + 7]
     assert ds.test.inputs[1, 2, 5, 7].item() == pytest.approx((pixel / 255 - 0.406) / 0.225, abs=1e-5)
-    assert ds.augment is random_crop_flip
+    from losspath.data import cifar10
+
+    assert ds.augment is cifar10.augment
 
 
 class _RunsCode:
@@ -374,11 +376,30 @@ def test_random_crop_is_a_true_shift():
     assert len(offsets) > 10  # per-example offsets, not one for the whole batch
 
 
-def test_random_crop_flip_deterministic_and_flips_some():
+def test_cifar10_crop_pads_with_black_per_channel_as_openlth():
+    from losspath.data import cifar10
+
+    # OpenLTH crops the uint8 image (black border) before Normalize: border = (0 − mean_c)/std_c
+    assert cifar10.BLACK == pytest.approx((-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225), abs=1e-6)
+    assert cifar10.BLACK == pytest.approx((-2.117904, -2.035714, -1.804444), abs=1e-6)
+    out = cifar10.augment(torch.full((256, 3, 32, 32), 1.3), torch.Generator().manual_seed(0))
+    for ch, black in enumerate(cifar10.BLACK):
+        values = out[:, ch].unique().tolist()
+        assert values == pytest.approx(sorted([1.3, black]), abs=1e-6)  # image and black border, no zeros
+    # the same pixels as cropping the raw uint8 images with a zero border, then normalizing (OpenLTH's order)
+    from losspath.data._common import normalize_uint8
+
+    raw = torch.randint(0, 256, (64, 3, 32, 32), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    ours = cifar10.augment(normalize_uint8(raw.numpy(), cifar10.MEAN, cifar10.STD), torch.Generator().manual_seed(5))
+    raw_crop = random_flip_crop(raw.float(), torch.Generator().manual_seed(5), padding=4, fill=0.0)
+    assert torch.equal(ours, normalize_uint8(raw_crop.to(torch.uint8).numpy(), cifar10.MEAN, cifar10.STD))
+
+
+def test_random_flip_crop_deterministic_and_flips_some():
     x = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    a = random_crop_flip(x, torch.Generator().manual_seed(7))
-    b = random_crop_flip(x, torch.Generator().manual_seed(7))
-    c = random_crop_flip(x, torch.Generator().manual_seed(8))
+    a = random_flip_crop(x, torch.Generator().manual_seed(7))
+    b = random_flip_crop(x, torch.Generator().manual_seed(7))
+    c = random_flip_crop(x, torch.Generator().manual_seed(8))
     assert a.shape == x.shape and a.dtype == x.dtype
     assert torch.equal(a, b) and not torch.equal(a, c)
     flipped = random_flip(x, torch.Generator().manual_seed(3))

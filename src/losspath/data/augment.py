@@ -1,8 +1,9 @@
 """Training-time augmentations as tensor ops on a whole batch, random only through the given generator."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
-import torch.nn.functional as F
 
 
 def _draw_device(generator: torch.Generator) -> torch.device:
@@ -18,17 +19,22 @@ def random_flip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> 
     return torch.where(flip, x.flip(-1), x)
 
 
-def random_crop(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
-    """Zero-pad each side of N×C×H×W by `padding`, then cut an H×W window at a per-example random offset.
+def random_crop(x: torch.Tensor, generator: torch.Generator, padding: int = 4,
+                fill: float | Sequence[float] = 0.0) -> torch.Tensor:
+    """Pad each side of N×C×H×W by `padding` with `fill`, then cut an H×W window at a per-example random offset.
 
-    Offsets are uniform in 0..2*padding on each axis, as torchvision's RandomCrop(H, padding).
+    Offsets are uniform in 0..2*padding on each axis, as torchvision's RandomCrop(H, padding). `fill` is one
+    value or one per channel: to pad normalized images as torchvision pads the raw ones (black, pixel 0, before
+    Normalize), pass each channel's normalized black, (0 − mean_c) / std_c.
     """
     if x.dim() != 4:
         raise ValueError(f"random_crop expects an N×C×H×W batch, got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
     if padding == 0:
         return x
-    padded = F.pad(x, (padding, padding, padding, padding))
+    padded = x.new_empty((n, c, h + 2 * padding, w + 2 * padding))
+    padded[:] = torch.as_tensor(fill, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
+    padded[:, :, padding:padding + h, padding:padding + w] = x
     dev = _draw_device(generator)
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev).to(x.device)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev).to(x.device)
@@ -43,6 +49,7 @@ def random_crop(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -
     ]
 
 
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """OpenLTH's CIFAR-10 augmentation: random crop with zero padding 4, then random horizontal flip."""
-    return random_flip(random_crop(x, generator, padding=4), generator)
+def random_flip_crop(x: torch.Tensor, generator: torch.Generator, padding: int = 4,
+                     fill: float | Sequence[float] = 0.0) -> torch.Tensor:
+    """OpenLTH's CIFAR-10 augmentation, in its order: random horizontal flip, then random crop (padding 4)."""
+    return random_crop(random_flip(x, generator), generator, padding=padding, fill=fill)

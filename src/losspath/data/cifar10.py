@@ -13,7 +13,7 @@ import torch
 
 from ..errors import LosspathError
 from ._common import malformed, normalize_uint8, not_found
-from .augment import random_crop_flip
+from .augment import random_flip_crop
 from .base import Dataset, Split
 
 NUM_CLASSES = 10
@@ -23,6 +23,8 @@ TEST_FILES = ("test_batch",)
 # (0.4914, 0.4822, 0.4465)/(0.2470, 0.2435, 0.2616); matching it keeps OpenLTH checkpoints' losses comparable.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+# A black pixel (0) after Normalize, per channel, computed as the images are: the border OpenLTH's crop adds.
+BLACK = tuple(normalize_uint8(np.zeros((1, 3, 1, 1), np.uint8), MEAN, STD).flatten().tolist())
 _HOW_GET = "place the extracted Python version of CIFAR-10 (cifar-10-python.tar.gz → cifar-10-batches-py/)"
 _HOW_FIX = "replace it with an intact copy from the Python version of CIFAR-10 (losspath cannot download data sets)"
 
@@ -116,12 +118,22 @@ def _load_split(directory: Path, root: Path, names: tuple[str, ...]) -> Split:
     return Split(inputs, torch.from_numpy(np.concatenate(labels)), NUM_CLASSES)
 
 
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """OpenLTH's training augmentation: RandomHorizontalFlip, then RandomCrop(32, padding=4) of the uint8 image.
+
+    OpenLTH pads the raw image with black before Normalize; our images are normalized once at load, so the
+    border is each channel's normalized black (0 − mean_c)/std_c ≈ (−2.118, −2.036, −1.804): the same
+    pixels as OpenLTH's (to float rounding), not zeros in normalized space (the mean colour).
+    """
+    return random_flip_crop(x, generator, padding=4, fill=BLACK)
+
+
 def load(root: Path) -> Dataset:
-    """CIFAR-10 train (50000) and test (10000); augmentation: random crop (zero padding 4) and horizontal flip."""
+    """CIFAR-10 train (50000) and test (10000); augmentation: OpenLTH's flip and crop (`augment`)."""
     directory = Path(root) / "cifar-10-batches-py"
     return Dataset(
         name="cifar10",
         train=_load_split(directory, root, TRAIN_FILES),
         test=_load_split(directory, root, TEST_FILES),
-        augment=random_crop_flip,
+        augment=augment,
     )
