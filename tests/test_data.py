@@ -476,3 +476,54 @@ def test_imagenet_missing_and_corrupt(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(LosspathError, match=r"pip install losspath\[imagenet\]"):
         load_dataset("imagenet", tmp_path)
+
+
+def test_random_resized_box_ranges_and_fallback_are_torchvisions():
+    from losspath.data.imagenet import ATTEMPTS, random_resized_box
+
+    rng = np.random.default_rng(0)
+    fractions, ratios = [], []
+    for _ in range(4000):
+        left, top, w, h = random_resized_box(300, 260, rng.random((ATTEMPTS, 4)))
+        assert 0 <= left and left + w <= 300 and 0 <= top and top + h <= 260
+        fractions.append(w * h / (300 * 260))
+        ratios.append(w / h)
+    # OpenLTH: scale=(0.1, 1.0), ratio=(0.8, 1.25); w and h are rounded, so allow a pixel's worth
+    assert 0.1 - 0.01 < min(fractions) < 0.11 and 0.9 < max(fractions) <= 1.0
+    assert 0.8 - 0.01 < min(ratios) < 0.82 and 1.2 < max(ratios) < 1.25 + 0.01
+    # no box fits a 50×1000 strip at ratio ≥ 0.8 with area ≥ 10%: torchvision's central fallback, ratio clamped
+    tall = np.tile([0.5, 0.5, 0.5, 0.5], (ATTEMPTS, 1))
+    assert random_resized_box(50, 1000, tall) == (0, (1000 - 62) // 2, 50, 62)  # h = round(50 / 0.8)
+    assert random_resized_box(1000, 50, tall) == ((1000 - 62) // 2, 0, 62, 50)  # w = round(50 · 1.25)
+    # a square image whose first attempt fits takes that box: area 0.55, ratio 1 → 74×74 of 100×100
+    first = np.array([[0.5, 0.5, 0.0, 1.0 - 1e-12]] + [[0.0, 0.0, 0.0, 0.0]] * (ATTEMPTS - 1))
+    assert random_resized_box(100, 100, first) == (26, 0, 74, 74)
+
+
+def test_imagenet_training_crops_cover_openlths_scale_and_ratio(tmp_path):
+    """Many augmented decodes of one gradient image: each crop's box, read back from its corner pixels, has
+    area fraction in [0.1, 1] and aspect ratio in [0.8, 1.25]; evaluation batches stay center crops."""
+    Image = pytest.importorskip("PIL.Image")
+    width, height = 400, 300
+    xs, ys = np.meshgrid(np.arange(width), np.arange(height))
+    pixels = np.stack([xs * 255 // (width - 1), ys * 255 // (height - 1), np.zeros_like(xs)], -1).astype(np.uint8)
+    for split in ("train", "val"):
+        (tmp_path / "imagenet" / split / "n01").mkdir(parents=True)
+        Image.fromarray(pixels).save(tmp_path / "imagenet" / split / "n01" / "a.png")
+    ds = load_dataset("imagenet", tmp_path)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    gen = torch.Generator().manual_seed(0)
+    fractions, ratios = [], []
+    for _ in range(300):
+        x, _ = ds.train.batch(torch.tensor([0]), gen)
+        raw = (x[0] * std + mean) * 255  # back to pixel values: red ∝ column, green ∝ row
+        w = (raw[0, :, -1].mean() - raw[0, :, 0].mean()).item() / 255 * (width - 1) * 224 / 223
+        h = (raw[1, -1, :].mean() - raw[1, 0, :].mean()).item() / 255 * (height - 1) * 224 / 223
+        fractions.append(w * h / (width * height))
+        ratios.append(w / h)
+    assert 0.08 < min(fractions) < 0.15 and max(fractions) > 0.85 and max(fractions) < 1.05
+    assert 0.76 < min(ratios) < 0.86 and 1.19 < max(ratios) < 1.31
+    again = ds.train.batch(torch.tensor([0]), torch.Generator().manual_seed(1))[0]
+    assert torch.equal(again, ds.train.batch(torch.tensor([0]), torch.Generator().manual_seed(1))[0])
+    # without a generator (evaluation, or training with augment off): resize 256 + center crop 224, as the test split
+    assert torch.equal(ds.train.batch(torch.tensor([0]))[0], ds.test.batch(torch.tensor([0]))[0])

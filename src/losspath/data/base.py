@@ -20,8 +20,14 @@ class Split:
     def __len__(self) -> int:
         return int(self.targets.shape[0])
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The examples at `index` (a 1-D int64 tensor); streaming splits override this."""
+    def batch(self, index: torch.Tensor, generator: torch.Generator | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The examples at `index` (a 1-D int64 tensor); streaming splits override this.
+
+        `generator` is given for a training batch that is augmented: a split that augments while it reads
+        (ImageNet's random resized crop, at decode) draws from it; in-memory splits ignore it (their
+        augmentation is `Dataset.augment`, on the batch).
+        """
         return self.inputs[index], self.targets[index]
 
     def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -167,7 +167,7 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
         stats = torch.zeros(2, dtype=torch.float64)  # summed loss and wrong predictions over the batch
         for lo in range(0, len(index), chunk):
             part = index[lo:lo + chunk].tensor_split(world)[rank]
-            x, y = data.train.batch(part)
+            x, y = data.train.batch(part, gen)  # a split may augment at decode (ImageNet crops)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if augment is not None:
                 x = augment(x, gen)
