@@ -48,7 +48,7 @@ def check_tables(result, settings, replicates, tmp_out, data_root=None, split="t
 
 
 def test_embedded_settings_end_to_end_and_reuse(tmp_path):
-    settings = ["mnist1d-mlp", "mnist1d-resnet", "digits-mlp", "digits-convnet"]
+    settings = ["mnist5k-lenet_300_100", "mnist1d-mlp", "mnist1d-resnet", "digits-mlp", "digits-convnet"]
     out = tmp_path / "out"
     result = run_study(settings, replicates=2, points=POINTS, steps="20it", out=out, progress=False)
     check_tables(result, settings, 2, out)
@@ -74,6 +74,17 @@ def test_train_split_and_recompute(tmp_path):
     interpolated = run_study(["mnist1d-resnet"], replicates=1, points=POINTS, steps="10it", split="train",
                              out=tmp_path / "out2", progress=False)["curves"]
     assert not np.allclose(curves.loss, interpolated.loss)
+
+
+def test_default_settings_are_real_mnist_lenet_with_openlths_recipe_and_the_1d_resnet():
+    from losspath.studies.frankle2020 import DEFAULT_SETTINGS
+
+    assert DEFAULT_SETTINGS == ("mnist5k-lenet_300_100", "mnist1d-resnet")
+    hp, paper = hparams_for("mnist5k-lenet_300_100", 1), hparams_for("mnist-lenet_300_100", 1)
+    # OpenLTH's mnist_lenet_300_100 defaults: SGD lr 0.1, no momentum, batch 128, 40 epochs, torch's bias init
+    assert (hp.dataset, hp.model, hp.lr, hp.momentum, hp.weight_decay, hp.batch_size, hp.steps, hp.bias_init,
+            hp.seed) == ("mnist5k", "lenet_300_100", 0.1, 0.0, 0.0, 128, "40ep", "uniform", 1)
+    assert hp.replace(dataset="mnist") == paper  # the paper's MNIST setting, on other digits
 
 
 def test_paper_settings_on_tiny_real_format_files(tmp_path):

@@ -1,5 +1,6 @@
 """Figures 1–3 of Frankle 2020, laid out like the paper: loss left / error right (Figs. 1, 2), loss top /
-error bottom (Fig. 3); means over replicates with ± one standard deviation bands."""
+error bottom (Fig. 3); means over replicates with ± one standard deviation bands. Undefined points (NaN: a
+state along the line that is no valid network, see LineResult) are drawn as gaps."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,17 @@ from .common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
 QUANTITIES = ("loss", "error")
 
 
+def _mean_std(groups, column: str) -> tuple[pd.Series, pd.Series]:
+    """Mean and std over replicates per group; NaN (a gap in the figure) where any replicate is undefined
+    there (pandas would otherwise average the defined replicates alone)."""
+    values = groups[column]
+    undefined = values.apply(lambda v: v.isna().any())
+    mean, std = values.mean().mask(undefined), values.std(ddof=0).fillna(0).mask(undefined)
+    return mean, std
+
+
 def _band(ax, x, frame: pd.DataFrame, column: str, color, label=None):
-    mean, std = frame[column].mean(), frame[column].std(ddof=0).fillna(0)
+    mean, std = _mean_std(frame, column)
     ax.plot(x, mean, color=color, lw=1.2, label=label)
     ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.25, lw=0)
 
@@ -49,7 +59,7 @@ def fig2_from_t(curves: pd.DataFrame, out: Path) -> list[Path]:
             g = per[per.start_step == t].groupby("alpha")
             color = cmap(norm(max(t, norm.vmin))) if t > 0 else "black"
             for ax, col in zip(row, QUANTITIES):
-                ax.plot(list(g.groups), g[col].mean(), color=color, lw=0.9, ls="--" if t == 0 else "-")
+                ax.plot(list(g.groups), _mean_std(g, col)[0], color=color, lw=0.9, ls="--" if t == 0 else "-")
         row[0].set_title(f"{name} (dashed: t = 0)", loc="left")
         sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
         fig.colorbar(sm, ax=row[1], label="start iteration t")

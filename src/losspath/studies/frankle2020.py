@@ -43,6 +43,9 @@ def _openlth(model: str) -> dict:
 
 SETTINGS: dict[str, Setting] = {
     # Embedded settings: real data that ships with pip packages, sized to run here in minutes.
+    "mnist5k-lenet_300_100": Setting("mnist5k", "lenet_300_100", _openlth("lenet_300_100"),
+                                     "Frankle 2020's MNIST setting (OpenLTH's LeNet-300-100 recipe and init) on "
+                                     "5,000 real MNIST digits (the easy, MNIST case)"),
     "mnist1d-mlp": Setting("mnist1d", "lenet_300_100", dict(lr=0.1, batch_size=128, steps="40ep"),
                            "LeNet-300-100 shape with OpenLTH's LeNet hyperparameters (the easy, MNIST-like case)"),
     "mnist1d-resnet": Setting("mnist1d", "resnet1d_14_8", dict(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128,
@@ -60,7 +63,7 @@ SETTINGS: dict[str, Setting] = {
     "imagenet-resnet_50": Setting("imagenet", "imagenet_resnet_50", _openlth("imagenet_resnet_50"),
                                   "Frankle 2020, ImageNet"),
 }
-DEFAULT_SETTINGS = ("mnist1d-mlp", "mnist1d-resnet")
+DEFAULT_SETTINGS = ("mnist5k-lenet_300_100", "mnist1d-resnet")
 CAPTIONS = {
     "fig1_from_init": "Loss (left) and error (right) along the straight line from the network at iteration 0 "
                       "(α = 0) to the trained network (α = 1); mean ± one standard deviation over replicates "
