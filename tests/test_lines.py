@@ -418,7 +418,8 @@ def test_result_frame_and_summary():
     result = evaluate_line(MLP(), *endpoints(MLP), data(MLP, 20, 11), points=6, progress=False)
     assert isinstance(result, LineResult)
     frame = result.to_frame()
-    assert list(frame.columns) == ["alpha", "loss", "error"] and len(frame) == 6
+    assert list(frame.columns) == ["alpha", "loss", "error", "undefined", "undefined_reason"] and len(frame) == 6
+    assert not frame.undefined.any() and (frame.undefined_reason == "").all()
     summary = result.summary()
     assert {"loss_max_increase", "loss_barrier", "loss_lucas_delta", "loss_monotone", "loss_plateau_end",
             "error_max_increase", "relative_distance"} <= set(summary)

@@ -1,7 +1,10 @@
 """Summaries of a curve v(α) along a line, and distances between the endpoint states.
 
 Pure functions on numpy arrays (values in α order). Infinite values (a loss that overflowed) are allowed:
-an increase to inf is inf, and inf − inf counts as no change.
+an increase to inf is inf, and inf − inf counts as no change. NaN values mark undefined points of a line
+(LineResult.undefined: not a valid network there) and are left out: every summary is that of the curve through
+the defined points (its first and last defined points are its ends); with no defined point it is NaN (and not
+monotone). LineResult.summary() reports how many points were left out.
 """
 from __future__ import annotations
 
@@ -14,10 +17,20 @@ BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def _values(values) -> np.ndarray:
+    """The defined (non-NaN) values, in order."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.size == 0:
         raise ValueError("A curve needs at least one value.")
-    return v
+    return v[~np.isnan(v)]
+
+
+def _curve(alphas, values) -> tuple[np.ndarray, np.ndarray]:
+    """(alphas, values) at the defined (non-NaN) values, in order."""
+    a, v = np.asarray(alphas, dtype=np.float64).reshape(-1), np.asarray(values, dtype=np.float64).reshape(-1)
+    if a.size != v.size:
+        raise ValueError(f"{a.size} alphas but {v.size} values.")
+    defined = ~np.isnan(v)
+    return a[defined], _values(v)
 
 
 def _rise(v: np.ndarray, base) -> np.ndarray:
@@ -30,6 +43,8 @@ def max_increase(values) -> float:
     """Frankle 2020, Fig. 3: the maximum increase of v along the line over its value at the start,
     max_α v(α) − v(α_0) with α_0 the first point (α = 0 on the usual grid); never below 0."""
     v = _values(values)
+    if v.size == 0:
+        return math.nan
     return float(np.maximum(0.0, np.max(_rise(v, v[0]))))
 
 
@@ -37,9 +52,9 @@ def barrier(alphas, values) -> float:
     """Loss barrier (Frankle et al. 2020, linear mode connectivity): the largest height of v above the chord
     between its endpoints, max_α v(α) − [(1 − t)·v(α_0) + t·v(α_last)], t = (α − α_0)/(α_last − α_0);
     never below 0."""
-    a, v = np.asarray(alphas, dtype=np.float64).reshape(-1), _values(values)
-    if a.size != v.size:
-        raise ValueError(f"{a.size} alphas but {v.size} values.")
+    a, v = _curve(alphas, values)
+    if v.size == 0:
+        return math.nan
     if v.size == 1 or a[-1] == a[0]:
         return 0.0
     t = (a - a[0]) / (a[-1] - a[0])
@@ -52,22 +67,24 @@ def lucas_delta(values) -> float:
     """Lucas et al. 2021 ("Analyzing monotonic linear interpolation"), Δ: the height of the largest bump,
     max_j [v(j) − min_{i≤j} v(i)], the largest rise above the level where the rise began; 0 if monotone."""
     v = _values(values)
+    if v.size == 0:
+        return math.nan
     return float(np.maximum(0.0, np.max(_rise(v, np.minimum.accumulate(v)))))
 
 
 def is_monotone(values, tol: float = 0.0) -> bool:
     """Lucas et al. 2021, the MLI property: v is non-increasing along the line, every step v(j+1) − v(j) ≤ tol."""
     v = _values(values)
-    return bool(np.all(_rise(v[1:], v[:-1]) <= tol))
+    return v.size > 0 and bool(np.all(_rise(v[1:], v[:-1]) <= tol))
 
 
 def plateau_end(alphas, values, fraction: float = 0.1) -> float:
     """Wang et al. 2023 (the biased view of MLI), the plateau's length: the first α at which v has fallen by
     `fraction` of its total drop, v(α) ≤ v(α_0) − fraction·[v(α_0) − v(α_last)]. NaN if v does not drop
     (or the drop is not finite)."""
-    a, v = np.asarray(alphas, dtype=np.float64).reshape(-1), _values(values)
-    if a.size != v.size:
-        raise ValueError(f"{a.size} alphas but {v.size} values.")
+    a, v = _curve(alphas, values)
+    if v.size == 0:
+        return math.nan
     drop = v[0] - v[-1]
     if not np.isfinite(drop) or drop <= 0:
         return math.nan

@@ -2,8 +2,12 @@
 
 The torch.func "model ensembling" recipe: tensors that move with α are stacked along a new leading dimension
 and `vmap(functional_call(model, ...))` runs every α of the stack in one call; tensors that do not move
-(held at an endpoint, integer buffers) are passed once, unstacked. A model vmap cannot run (data-dependent
-control flow, `.item()`) is evaluated one α at a time instead, with a warning.
+(held at an endpoint, integer buffers) are passed once, unstacked; so is the data — only states are stacked.
+A model vmap cannot run (data-dependent control flow, `.item()`, an op without a batching rule that raises) is
+evaluated one α at a time instead, with a warning: `check_vmap` tries two α on the probe batch before the first
+batch of data, and a failure later in the line falls back too (the loop then either runs or raises the model's
+own error). Tied parameters (one tensor under two names, e.g. a language model's embedding and output layer)
+are passed under their first name only.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from torch.func import functional_call, vmap
 
 from ..errors import LosspathError
 from .batchnorm import CumulativeAverage, batch_statistics, tracked_batchnorms
+from .data_source import Inputs
 from .first_layer import FirstLayerShortcut
 from .relu_pair import ALPHAS_KEY, BIAS_KEY, ReluPair
 from .schemes import Rule, module_of
@@ -30,10 +35,13 @@ class StackedLine:
     """
 
     def __init__(self, net: nn.Module, start: State, end: State, rules: dict[str, Rule], first: str | None,
-                 second: str | None = None, out_relu: str | None = None):
-        self.net, self.start, self.end, self.rules, self.first, self.second = net, start, end, rules, first, second
+                 second: str | None = None, out_relu: str | None = None, extract=lambda out: out):
+        self.net, self.start, self.end, self.first, self.second = net, start, end, first, second
+        self.aliases = tied_aliases(net)
+        self.rules = {k: r for k, r in rules.items() if k not in self.aliases}
+        self.extract = extract  # picks the prediction tensor from the model's output (inside vmap)
         self.device = next(iter(end.values())).device if end else torch.device("cpu")
-        self.vectorize, self.verified = True, False
+        self.vectorize, self.fallback = True, None
         self.bn_names = sorted({module_of(k) for k, r in rules.items() if r.recompute})
         stray = [name for name in self.bn_names if name not in tracked_batchnorms(net)]
         if stray:
@@ -133,31 +141,54 @@ class StackedLine:
             value, is_stacked = self._value(b, a)
             (stacked if is_stacked else fixed)[b] = value
 
-    def forward(self, stacked: State, fixed: State, x: torch.Tensor, n: int) -> torch.Tensor:
-        """Logits (n, batch, classes) for the n alphas of `stacked`."""
+    def forward(self, stacked: State, fixed: State, inputs: Inputs, n: int) -> torch.Tensor:
+        """Predictions (n, batch, ...) for the n alphas of `stacked` (logits for a classifier)."""
 
-        def single(state, x):
-            return functional_call(self.net, (state, fixed), (x,))
+        def single(state, inputs):
+            return self.extract(functional_call(self.net, (state, fixed), inputs.args, inputs.kwargs))
 
         if self.pair is not None:
-            stacked = self.pair.fill(stacked, x)
+            stacked = self.pair.fill(stacked, inputs.args[0])
 
         if not stacked or n == 1:  # one forward: nothing moves, or a single α (vmap would only add overhead)
-            out = single({k: v[0] for k, v in stacked.items()}, x)
+            out = single({k: v[0] for k, v in stacked.items()}, inputs)
             return out.expand(n, *out.shape)
         if self.vectorize:
             try:
-                result = vmap(single, in_dims=(0, None))(stacked, x)
-                self.verified = True
-                return result
+                return vmap(single, in_dims=(0, None))(stacked, inputs)
             except Exception as e:
-                if self.verified:
-                    raise
-                warnings.warn(f"torch.func.vmap cannot run this model ({type(e).__name__}: {e}); "
-                              "evaluating one alpha at a time.", stacklevel=4)
-                self.vectorize = False
-                self.new_batch()
-        return torch.stack([single({k: v[i] for k, v in stacked.items()}, x) for i in range(n)])
+                self.fall_back(e)
+        return torch.stack([single({k: v[i] for k, v in stacked.items()}, inputs) for i in range(n)])
+
+    def fall_back(self, error: Exception) -> None:
+        """Evaluate one α at a time from now on (warned once, the reason kept in `fallback`)."""
+        self.fallback = f"{type(error).__name__}: {error}"
+        warnings.warn(f"torch.func.vmap cannot run this model ({self.fallback}); evaluating one alpha at a time.",
+                      stacklevel=5)
+        self.vectorize = False
+        self.new_batch()
+
+    def check_vmap(self, inputs: Inputs) -> None:
+        """Run the two endpoints on the probe inputs, so a model vmap cannot run falls back before any data."""
+        stacked, fixed = self.states(torch.tensor([0.0, 1.0], dtype=torch.float64, device=self.device))
+        try:
+            with torch.inference_mode():
+                self.forward(stacked, fixed, inputs, 2)
+        finally:
+            self.new_batch()
+
+    def state_at(self, stacked: State, i: int, alpha: float) -> State:
+        """The full state dict of the model at the i-th α of `stacked` (recomputed BN statistics included),
+        tied aliases left out, for a plain forward of the original model."""
+        a = torch.tensor([alpha], dtype=torch.float64, device=self.device)
+        out = {}
+        for k, rule in self.rules.items():
+            if rule.recompute:
+                out[k] = stacked[k][i]
+            else:
+                value, is_stacked = self._value(k, a)
+                out[k] = value[0] if is_stacked else value
+        return out
 
     def recompute(self, stacked: State, fixed: State, train_batches, n: int, per_call: int) -> State:
         """Running statistics at every α of the stack: the exact cumulative average over `train_batches`."""
@@ -167,15 +198,25 @@ class StackedLine:
         fixed = {**fixed, **{k: v for k, v in average.buffers().items() if v.dim() == 0}}
         with batch_statistics(self.net, self.bn_names):
             try:
-                for x, _ in train_batches:
+                for batch in train_batches:
                     self.new_batch()
                     for lo in range(0, n, per_call):
                         hi = min(lo + per_call, n)
                         part = {k: v[lo:hi] for k, v in {**stacked, **stats}.items()}
-                        self.forward(part, fixed, x, hi - lo)  # writes this batch's statistics into `stats`
+                        self.forward(part, fixed, batch.inputs, hi - lo)  # writes this batch's statistics
                     average.add()
             finally:
                 self.new_batch()
         if average.batches == 0:
             raise LosspathError("The training data for batchnorm='recompute' is empty.")
         return {k: v for k, v in average.result(self.end[keys[0]].dtype).items() if k in self.rules}
+
+
+def tied_aliases(model: nn.Module) -> set[str]:
+    """State keys that name a tensor already registered under an earlier name (tied weights)."""
+    seen, aliases = set(), set()
+    for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        if id(t) in seen:
+            aliases.add(name)
+        seen.add(id(t))
+    return aliases
