@@ -16,7 +16,11 @@ def test_train_prints_run_dir_and_runs_lists_it(tmp_path, capsys):
     assert run_dir.parent == tmp_path and (run_dir / "DONE").is_file()
     assert (run_dir / "step_20.safetensors").is_file() and "test error" in err
     code, out, _ = run_cli(["runs", "--root", str(tmp_path)], capsys)
-    assert code == 0 and run_dir.name in out and "complete" in out and "model=mlp_32" in out
+    from losspath.store import Run
+
+    fields = out.split()
+    assert code == 0 and fields[:6] == [run_dir.name, "complete", "7", "ckpts", "digits", "mlp_32"], out
+    assert fields[6:9] == ["test", "error", f"{Run.open(run_dir).done()['test_error']:.4f}"] and "steps=20it" in out
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -1,79 +1,54 @@
-"""Reading and writing network states: safetensors, written atomically; `.pt` read without unpickling code."""
+"""Reading and writing network states: safetensors, written atomically with a checksum; `.pt` read without
+unpickling code. The file primitives themselves live in `losspath.files`."""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from .errors import LosspathError
+from .files import (DamagedFile, atomic_write, atomic_write_text, load_checksummed, read_json,  # noqa: F401
+                    save_checksummed, write_json)
 
 State = dict[str, torch.Tensor]
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)` on a temporary file next to `path`, then rename it into place.
-
-    A reader never sees a half-written file, and an interrupted write leaves no file at `path`.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    def write(tmp):
-        Path(tmp).write_text(text)
-
-    atomic_write(path, write)
-
-
 def save_state(path: Path, state: State, metadata: dict[str, str] | None = None) -> None:
-    """Save a flat name → tensor dict as safetensors, atomically. Tensors are made contiguous CPU copies."""
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    """Save a flat name → tensor dict as safetensors, atomically, with a sha256 of the content in its metadata.
+    Tensors are made contiguous CPU copies."""
+    save_checksummed(path, state, metadata)
 
 
 def load_state(path: str | Path) -> State:
-    """Load a state dict from `.safetensors` or `.pt`/`.pth` (the latter with `weights_only=True`)."""
+    """Load a state dict from `.safetensors` or `.pt`/`.pth` (the latter with `weights_only=True`).
+
+    A safetensors file with a recorded checksum is checked against it; files without one (written by other
+    programs) are read as they are.
+    """
     path = Path(path)
     if not path.is_file():
         raise LosspathError(f"Checkpoint file {path} does not exist.")
     if path.suffix == ".safetensors":
         try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise LosspathError(f"Checkpoint {path} is corrupted or not a safetensors file ({e}).") from None
+            return load_checksummed(path, required=False)[0]
+        except DamagedFile as e:
+            raise LosspathError(f"Checkpoint {path} is corrupted or damaged ({e.reason}).") from None
     if path.suffix in (".pt", ".pth"):
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises many types for a bad file
-            raise LosspathError(f"Checkpoint {path} could not be read as a weights-only .pt file ({e}).") from None
-        if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-            obj = obj["state_dict"]
-        if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-            raise LosspathError(f"Checkpoint {path} does not hold a dict of tensors.")
-        return dict(obj)
+        return _load_pt(path)
     raise LosspathError(f"Checkpoint {path} must end in .safetensors, .pt or .pth.")
 
 
-def write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+def _load_pt(path: Path) -> State:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file; its message must not reach the user
+        if "Unsupported global" in str(e) or "Unsupported operand" in str(e):
+            raise LosspathError(f"Checkpoint {path} holds code or Python objects besides tensors, which losspath "
+                                "will not load; save a state dict of tensors (or a .safetensors file).") from None
+        raise LosspathError(f"Checkpoint {path} could not be read as a .pt file of tensors (damaged, or not "
+                            "written by torch.save).") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise LosspathError(f"Checkpoint {path} does not hold a dict of tensors.")
+    return dict(obj)

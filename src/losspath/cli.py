@@ -27,7 +27,8 @@ DataRootOpt = typer.Option(None, "--data-root", help="Data sets (default $LOSSPA
 def train(
     data: str = typer.Option("mnist1d", "--data", help="Data set: mnist1d, digits, mnist, cifar10, imagenet."),
     model: str = typer.Option("lenet_300_100", "--model", help="Network, e.g. lenet_300_100, mlp_512_512, cifar_resnet_20."),
-    steps: Optional[str] = typer.Option(None, "--steps", help="Training length: '40ep', '1000it', '2ep50it'."),
+    steps: Optional[str] = typer.Option(None, "--steps", help="Training length: '40ep', '1000it', '2ep50it' "
+                                        "(a bare number counts iterations: '100' is '100it')."),
     seed: int = typer.Option(0, "--seed", help="Initialization seed."),
     data_seed: Optional[int] = typer.Option(None, "--data-seed", help="Data-order seed (default: --seed)."),
     lr: Optional[float] = typer.Option(None, "--lr"),
@@ -76,7 +77,8 @@ def train(
 
 @app.command()
 def runs(root: Optional[Path] = RootOpt):
-    """List the runs in the store with their state and non-default hyperparameters.
+    """List the runs in the store: state, saved checkpoints, data set, model, test error, date of the last
+    change, and the other non-default hyperparameters.
 
     Example: losspath runs --root ~/.losspath/runs
     """
@@ -87,8 +89,10 @@ def runs(root: Optional[Path] = RootOpt):
         typer.echo(f"no runs under {root or default_root()}")
         return
     for r in rows:
-        rest = " ".join(f"{k}={v}" for k, v in r.items() if k not in ("run", "state", "checkpoints"))
-        typer.echo(f"{r['run']}  {r['state']:8s} {r['checkpoints']:3d} ckpts  {rest}")
+        error = "-" if r["test_error"] is None else f"{r['test_error']:.4f}"
+        rest = " ".join(f"{k}={v}" for k, v in r["rest"].items())
+        typer.echo(f"{r['run']}  {r['state']:8s} {r['saved']:3d} ckpts  {r['dataset']:8s} {r['model']:16s} "
+                   f"test error {error:6s} {r['date']}  {rest}".rstrip())
 
 
 @app.command()
@@ -158,7 +162,9 @@ def _lazy_study(module: str, summary: str):
         import importlib
 
         study = importlib.import_module(f"{__package__}.studies.{module}")
-        study.app(args=list(ctx.args), prog_name=ctx.command_path, standalone_mode=False)
+        code = study.app(args=list(ctx.args), prog_name=ctx.command_path, standalone_mode=False)
+        if isinstance(code, int) and code:  # typer returns the exit code of a study that exits early
+            raise typer.Exit(code)
 
     command.__doc__ = summary
     return command
@@ -176,10 +182,29 @@ reproduce.command("mli-toy", **_LAZY)(_lazy_study(
 # --- end of study commands ----------------------------------------------------------------------------
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised by our own SIGINT handler: typer turns a KeyboardInterrupt into a return value in some
+    versions and into an exception in others, so the CLI does not rely on either."""
+
+
+def _interrupt(signum, frame):
+    raise Interrupted()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user mistakes (bad flags, bad input files) print one line on stderr and exit 2."""
+    """Entry point: user mistakes (bad flags, bad input files) print one line on stderr and exit 2; Ctrl-C
+    prints how to resume and exits 130."""
+    import signal
+    import threading
+
+    handler = None
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.signal(signal.SIGINT, _interrupt)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+    except Interrupted:
+        print("error: interrupted; rerun the same command to resume.", file=sys.stderr)
+        raise SystemExit(130)
     except LosspathError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2)
@@ -191,6 +216,17 @@ def main(argv: list[str] | None = None) -> None:
     except ClickException as e:
         print(f"error: {e.format_message()}", file=sys.stderr)
         raise SystemExit(2)
-    except typer.Abort:
-        print("error: interrupted.", file=sys.stderr)
+    except (typer.Abort, KeyboardInterrupt):
+        print("error: interrupted; rerun the same command to resume.", file=sys.stderr)
         raise SystemExit(130)
+    except OSError as e:  # what the up-front checks could not foresee: a disk that fills up, a vanished file
+        where = f" {e.filename}" if e.filename else ""
+        print(f"error: a file operation failed{where} ({e.strerror or e}).", file=sys.stderr)
+        raise SystemExit(2)
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+    if isinstance(code, int) and code:  # typer returns some exit codes (130 for Ctrl-C in 0.29) instead of raising
+        if code == 130:
+            print("error: interrupted; rerun the same command to resume.", file=sys.stderr)
+        raise SystemExit(code)

@@ -45,6 +45,20 @@ class Hparams:
     perturb: float = 0.0  # then add N(0, (perturb · std of each parameter tensor)²) (losspath.perturb)
     perturb_seed: int = 0
 
+    def __post_init__(self):
+        """Spellings that mean the same run hash the same: names in lower case without surrounding space, step
+        lists without spaces, a bare iteration count "100" as "100it"."""
+        for name in ("dataset", "model", "activation", "bias_init", "checkpoints"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, value.strip().lower())
+        for name in ("steps", "milestones", "warmup"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                parts = [p.strip().lower() for p in value.split(",")]
+                object.__setattr__(self, name, ",".join(p + "it" if p.isascii() and p.isdigit() else p for p in parts if p)
+                                   if value.strip() else "")
+
     def validate(self) -> "Hparams":
         """Raise a LosspathError naming the first value no training run can use; return self otherwise."""
         def bad(name, rule):

@@ -9,6 +9,7 @@ import math
 import re
 
 from .errors import LosspathError
+from .limits import MAX_CHECKPOINTS
 
 _STEP = re.compile(r"^(?:([0-9]+)ep)?(?:([0-9]+)it)?$")
 
@@ -59,6 +60,7 @@ def checkpoint_schedule(expr: str, last: int, per_epoch: int) -> list[int]:
     """
     e = str(expr).strip().lower()
     if e == "frankle":
+        _check_count(expr, last // 1000 + 13)
         return frankle_schedule(last)
     if e in ("epochs", "every-epoch"):
         e = "every:1ep"
@@ -66,6 +68,7 @@ def checkpoint_schedule(expr: str, last: int, per_epoch: int) -> list[int]:
         period = parse_step(e[len("every:"):], per_epoch)
         if period <= 0:
             raise LosspathError(f"Checkpoint period in {expr!r} must be positive.")
+        _check_count(expr, last // period + 2)
         return sorted(set(range(0, last + 1, period)) | {last})
     steps = {0, last}
     for part in filter(None, (p.strip() for p in e.split(","))):
@@ -76,3 +79,10 @@ def checkpoint_schedule(expr: str, last: int, per_epoch: int) -> list[int]:
     if not e.replace(",", "").strip():
         raise LosspathError(f"Checkpoint schedule {expr!r} is empty; use 'frankle', 'epochs', 'every:STEP' or a list.")
     return sorted(steps)
+
+
+def _check_count(expr: str, count: int) -> None:
+    """Refuse a schedule of more than MAX_CHECKPOINTS states before building its list."""
+    if count > MAX_CHECKPOINTS:
+        raise LosspathError(f"Checkpoint schedule {expr!r} saves about {count:,} states; at most "
+                            f"{MAX_CHECKPOINTS:,} are allowed (use a longer period or fewer steps).")

@@ -6,13 +6,17 @@ A run directory holds
   step_<it>.safetensors     the weights at iteration <it>, written atomically
   resume.safetensors        weights + optimizer state + iteration, for resuming an interrupted run
   metrics.csv               step, split, loss, error
-  DONE                      completion marker (JSON: final metrics, wall time)
+  DONE                      completion marker (JSON: final metrics, wall time, a manifest of the run's files)
   .lock                     held while a process trains the run
+
+Every file carries a sha256 recorded when it was written (JSON: a `sha256` field; safetensors: in the metadata;
+metrics.csv: in DONE's manifest and, while training, in the resume point), and hparams.json must hash to the
+directory's name; `Run.verify` checks a finished run, and reading a damaged file raises `DamagedFile`.
 """
 from __future__ import annotations
 
-import json
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +24,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import LosspathError
+from .files import CHECKSUM_KEY, DamagedFile, file_digest, load_checksummed, read_json, read_safetensors
 from .hparams import Hparams
 from .steps import parse_step
 
@@ -42,28 +47,81 @@ class Run:
 
     @classmethod
     def open(cls, run_dir: str | Path) -> "Run":
-        """Open an existing run directory (one that holds hparams.json)."""
+        """Open an existing run directory (one that holds hparams.json that hashes to the directory's name)."""
         d = Path(run_dir)
         f = d / "hparams.json"
         if not f.is_file():
             raise LosspathError(f"{d} is not a losspath run directory (no hparams.json in it).")
         try:
-            hp = Hparams.from_dict(json.loads(f.read_text()))
-        except (json.JSONDecodeError, TypeError) as e:
-            raise LosspathError(f"{f} is not valid run metadata ({e}).") from None
+            hp = Hparams.from_dict(read_json(f, required=False))
+        except DamagedFile as e:
+            raise DamagedFile(f, e.reason, RETRAIN) from None
+        except (LosspathError, TypeError) as e:
+            raise DamagedFile(f, f"not valid run metadata: {e}", RETRAIN) from None
+        if d.name.startswith("train_") and hp.run_id() != d.name:
+            raise DamagedFile(f, f"its hyperparameters hash to {hp.run_id()}, not to the directory's name", RETRAIN)
         return cls(d, hp)
 
     def info(self) -> dict:
         """run.json: iterations_per_epoch, last_step, schedule ({} before training started)."""
         f = self.dir / "run.json"
-        return json.loads(f.read_text()) if f.is_file() else {}
+        return self._read(f) if f.is_file() else {}
 
     @property
     def is_complete(self) -> bool:
         return (self.dir / "DONE").is_file()
 
     def done(self) -> dict:
-        return json.loads((self.dir / "DONE").read_text()) if self.is_complete else {}
+        return self._read(self.dir / "DONE") if self.is_complete else {}
+
+    def _read(self, f: Path) -> dict:
+        try:
+            return read_json(f)
+        except DamagedFile as e:
+            raise DamagedFile(f, e.reason, RETRAIN) from None
+
+    def load_checkpoint(self, step: int | str) -> dict:
+        """The state at `step`, its checksum checked; `DamagedFile` naming the file when it does not match."""
+        p = self.state_path(step)
+        try:
+            return load_checksummed(p)[0]
+        except DamagedFile as e:
+            raise DamagedFile(p, e.reason, RETRAIN) from None
+
+    def manifest(self, schedule: list[int]) -> dict[str, str]:
+        """sha256 of the run's files, as DONE records them (checkpoints: the digest in their metadata)."""
+        files = {name: file_digest(self.dir / name) for name in ("hparams.json", "run.json", "metrics.csv")}
+        for t in schedule:
+            files[self.checkpoint(t).name] = read_safetensors(self.checkpoint(t))[1].get(CHECKSUM_KEY, "")
+        return files
+
+    def verify(self) -> str | None:
+        """None when a finished run's files all read back as written; otherwise a sentence saying which does not.
+
+        Every checkpoint is read in full and checked against its checksum and DONE's manifest.
+        """
+        try:
+            Run.open(self.dir)
+            files, schedule = self.done()["files"], self.info()["schedule"]
+            for t in schedule:
+                name = self.checkpoint(t).name
+                if name not in files:
+                    return f"{self.dir / 'DONE'} does not list {name}"
+            for name, digest in files.items():
+                path = self.dir / name
+                if not path.is_file():
+                    return f"{path} is missing"
+                if name.endswith(".safetensors"):
+                    ok = load_checksummed(path)[1][CHECKSUM_KEY] == digest
+                else:
+                    ok = file_digest(path) == digest
+                if not ok:
+                    return f"{path} is not the file the run wrote (its checksum differs from DONE's)"
+        except DamagedFile as e:
+            return f"{e.path} is damaged ({e.reason})"
+        except (KeyError, TypeError, AttributeError):
+            return f"{self.dir / 'DONE'} lacks the manifest of the run's files"
+        return None
 
     def checkpoint(self, iteration: int) -> Path:
         return self.dir / f"step_{iteration}.safetensors"
@@ -97,6 +155,10 @@ class Run:
         return p
 
 
+RETRAIN = ("rerun the command that trained this run (losspath train with the same options, or the study): "
+           "it checks the run and retrains what is damaged")
+
+
 def checkpoint_path(run_dir: str | Path, step: int | str) -> Path:
     """The checkpoint of a run reference (run directory + step: iteration, "2ep", "100it" or "last")."""
     return Run.open(run_dir).state_path(step)
@@ -126,14 +188,24 @@ def run_lock(run_dir: Path):
 
 
 def list_runs(root: str | Path | None = None) -> list[dict]:
-    """One row per run directory under `root`: name, state, saved checkpoints and non-default hparams."""
+    """One row per run directory under `root`: name, state, saved checkpoints, data set, model, test error,
+    date (of its last change) and the other non-default hparams. A run whose files do not read back is
+    listed as `damaged`."""
     root = Path(root or default_root())
     rows = []
     for d in sorted(root.glob("train_*")):
+        if not d.is_dir():
+            continue
+        row = dict(run=d.name, state="damaged", saved=0, dataset="?", model="?", test_error=None,
+                   date=time.strftime("%Y-%m-%d %H:%M", time.localtime(d.stat().st_mtime)), rest={})
         try:
             run = Run.open(d)
+            done = run.done()
+            row.update(state="complete" if done else ("partial" if run.info() else "new"),
+                       saved=len(run.saved_steps()), dataset=run.hparams.dataset, model=run.hparams.model,
+                       test_error=done.get("test_error"),
+                       rest={k: v for k, v in run.hparams.non_default().items() if k not in ("dataset", "model")})
         except LosspathError:
-            continue
-        state = "complete" if run.is_complete else ("partial" if run.info() else "new")
-        rows.append(dict(run=d.name, state=state, checkpoints=len(run.saved_steps()), **run.hparams.non_default()))
+            pass
+        rows.append(row)
     return rows

@@ -13,6 +13,8 @@ count the results do not depend on the executor.
 from __future__ import annotations
 
 import functools
+import sys
+import time
 from contextlib import contextmanager
 
 import torch
@@ -72,6 +74,21 @@ def line_job(run_dir: str, start_step: int, end_step: int | str, data_root: str 
         return run_line(run, model_for(run.hparams, data), data, start_step, end_step, **options)
 
 
+def track(items, total: int, desc: str, progress: bool):
+    """Yield `items` (finished jobs) with progress: a tqdm bar on a terminal; elsewhere (a log file, nohup) one
+    line on stderr per finished job, so a long study is never silent."""
+    if not progress:
+        yield from items
+        return
+    if sys.stderr.isatty():
+        yield from tqdm(items, total=total, desc=desc, unit="job")
+        return
+    started = time.time()
+    for i, item in enumerate(items, 1):
+        yield item
+        print(f"{desc}: {i}/{total} jobs done ({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
+
+
 class _Task:
     """A deferred call for the local executor; arguments that are tasks are resolved first."""
 
@@ -92,7 +109,7 @@ class LocalExecutor:
         return _Task(fn, args)
 
     def gather(self, tasks: list, desc: str = "jobs", progress: bool = True) -> list:
-        return [t.result() for t in tqdm(tasks, desc=desc, unit="job", disable=None if progress else True)]
+        return list(track((t.result() for t in tasks), len(tasks), desc, progress))
 
     def close(self) -> None:
         pass
@@ -123,8 +140,7 @@ class DaskExecutor:
     def gather(self, futures: list, desc: str = "jobs", progress: bool = True) -> list:
         from distributed import as_completed
 
-        for _ in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="job",
-                      disable=None if progress else True):
+        for _ in track(as_completed(futures), len(futures), desc, progress):
             pass
         return self.client.gather(futures)
 

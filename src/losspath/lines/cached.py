@@ -4,7 +4,8 @@ A line's result depends on the run, its two steps, the split, the scheme, the Ba
 grid; its file name is a hash of exactly those, so a rerun of a study reuses every finished line and an
 interrupted study resumes at the first missing one. A line that ends in another run (`end_run`, e.g. between
 sibling branches) is stored with its start run, its key naming the end run too. Files are safetensors (no
-unpickling), written atomically.
+unpickling), written atomically with a checksum; a cached line that does not read back as written is
+computed again, with a notice.
 """
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import json
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
-from ..checkpoints import load_state, save_state
+from ..checkpoints import save_state
+from ..files import DamagedFile, load_checksummed, notice
 from ..data import Dataset
 from ..store import Run
 from .engine import evaluate_line
@@ -48,8 +49,12 @@ def run_line(run: Run, model, data: Dataset, start_step: int | str, end_step: in
     ends = f"{end}" if end_run is None else f"{end_run.dir.name}.{end}"
     path = run.dir / "lines" / f"{start}-{ends}-{split}-{key}.safetensors"
     if path.is_file():
-        return _read(path)
-    result = evaluate_line(model, run.state_path(start), target.state_path(end), data.split(split), alphas=alphas,
+        try:
+            return _read(path)
+        except DamagedFile as e:
+            notice(f"cached line {path} is damaged ({e.reason}); computing it again.")
+    # checkpoints of stored runs are read with their checksums checked
+    result = evaluate_line(model, run.load_checkpoint(start), target.load_checkpoint(end), data.split(split), alphas=alphas,
                            scheme=scheme, batchnorm=batchnorm, bn_batches=bn_batches, hold=hold,
                            train_data=data.train if batchnorm == "recompute" else None, device=device,
                            progress=progress)
@@ -66,8 +71,11 @@ def _write(path, r: LineResult) -> None:
 
 
 def _read(path) -> LineResult:
-    arrays = {k: v.numpy() for k, v in load_state(path).items()}
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["result"])
+    tensors, metadata = load_checksummed(path)
+    arrays = {k: v.numpy() for k, v in tensors.items()}
+    try:
+        meta = json.loads(metadata["result"])
+    except (KeyError, ValueError):
+        raise DamagedFile(path, "its metadata lacks the line's description") from None
     return LineResult(alphas=arrays["alphas"], loss=arrays["loss"], error=arrays["error"],
                       class_counts=arrays["class_counts"].astype(np.int64), **meta)

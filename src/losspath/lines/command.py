@@ -5,7 +5,10 @@ from pathlib import Path
 
 from ..checkpoints import atomic_write_text
 from ..data import load_dataset
+from ..device import resolve_device
 from ..errors import LosspathError
+from ..files import check_output_file
+from ..limits import check_model_fits, check_points
 from ..models import build_model
 from ..store import Run, parse_run_reference
 from .engine import evaluate_line
@@ -18,14 +21,33 @@ def _run_of(ref: str) -> Run | None:
     return Run.open(parsed[0]) if parsed and not Path(ref).is_file() else None
 
 
+def _check_same_architecture(start: str, end: str) -> None:
+    """Two run references must name runs of one network; say which two networks they are when not."""
+    a, b = _run_of(start), _run_of(end)
+    if a is None or b is None:
+        return
+    fields = ("model", "activation", "bias")
+    arch_a, arch_b = ([getattr(r.hparams, f) for f in fields] for r in (a, b))
+    if arch_a != arch_b:
+        def describe(r):
+            return f"{r.hparams.model} ({r.hparams.activation}{'' if r.hparams.bias else ', no bias'})"
+        raise LosspathError(f"START is a {describe(a)} run and END a {describe(b)} run; a line needs two states "
+                            "of one network.")
+
+
 def line_command(start: str, end: str, *, split: str = "test", points: int = 100, scheme: str = "all",
                  batchnorm: str = "interpolate", model: str | None = None, data: str | None = None,
                  out: Path | None = None, plot: Path | None = None, data_root=None, device=None,
                  progress: bool = True) -> LineResult:
     """Evaluate the line START → END. Run references bring their own network and data set; checkpoint
     files need `model` and `data`. Everything is checked before anything is written."""
-    if points < 2:
-        raise LosspathError(f"--points must be at least 2, not {points}.")
+    check_points(points)
+    check_output_file(out, "--out")
+    if plot is not None:
+        for target in (Path(plot), Path(plot).with_suffix(".pdf")):  # plot_line writes both
+            check_output_file(target, "--plot")
+    device = resolve_device(device)
+    _check_same_architecture(start, end)
     run = _run_of(start) or _run_of(end)
     if run is not None:
         model, data = model or run.hparams.model, data or run.hparams.dataset
@@ -33,6 +55,8 @@ def line_command(start: str, end: str, *, split: str = "test", points: int = 100
         raise LosspathError("Checkpoint files need --model and --data (run references RUN_DIR@STEP bring their own).")
     dataset = load_dataset(data, data_root)
     split_data = dataset.split(split)
+    check_model_fits(model, lambda: build_model(model, dataset.input_shape, dataset.num_classes), copies=4,
+                     what="evaluate lines with")
     if run is not None:
         hp = run.hparams
         net = build_model(model, dataset.input_shape, dataset.num_classes, activation=hp.activation, bias=hp.bias,
@@ -40,6 +64,12 @@ def line_command(start: str, end: str, *, split: str = "test", points: int = 100
     else:
         net = build_model(model, dataset.input_shape, dataset.num_classes)
     schemes = scheme if scheme in SCHEMES else [p.strip() for p in scheme.split(",") if p.strip()]
+    if not isinstance(schemes, str):
+        names = list(net.state_dict())
+        unknown = [p for p in schemes if not any(k == p or k.startswith(p.rstrip(".") + ".") for k in names)]
+        if unknown or not schemes:
+            raise LosspathError(f"--scheme {scheme!r} is neither a scheme ({', '.join(SCHEMES)}) nor a list of "
+                                f"parameter-name prefixes of {model} (its first names: {', '.join(names[:3])}).")
     result = evaluate_line(net, start, end, split_data, points=points, scheme=schemes, batchnorm=batchnorm,
                            train_data=dataset.train if batchnorm == "recompute" else None, device=device,
                            progress=progress)

@@ -3,6 +3,8 @@
 Each study module has a typer-annotated `cli` and `app = study_app(cli)`; `losspath reproduce NAME` imports the
 module when it runs and hands `app` the arguments.
 """
+import functools
+
 import typer
 
 THREADS_OPTION = typer.Option(None, "--threads", help="Torch threads (default: torch's choice; 1 is often fastest "
@@ -12,8 +14,33 @@ THREADS_OPTION = typer.Option(None, "--threads", help="Torch threads (default: t
 def study_app(cli) -> typer.Typer:
     """The typer app that parses a study's options and runs its `cli`."""
     app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
-    app.command()(cli)
+
+    @functools.wraps(cli)  # typer reads the options from cli's signature
+    def checked(**options):
+        check_shared_options(options)
+        return cli(**options)
+
+    app.command()(checked)
     return app
+
+
+def check_shared_options(options: dict) -> None:
+    """The options every study shares, checked before any work: one sentence naming the option."""
+    from ..errors import LosspathError
+    from ..files import check_output_dir
+    from ..limits import check_points
+    from ..store import default_root
+    from ..sweeps import check_threads
+
+    if options.get("points") is not None:
+        check_points(options["points"])
+    if options.get("replicates") is not None and options["replicates"] < 1:
+        raise LosspathError(f"--replicates must be at least 1, not {options['replicates']}.")
+    check_threads(options.get("threads"))
+    if "out" in options:
+        check_output_dir(options["out"], "--out")
+    if "root" in options:
+        check_output_dir(options["root"] or default_root(), "--root")
 
 
 def echo_result(result: dict, out, tables: str) -> None:

@@ -7,7 +7,6 @@ averages from `lines.interpolated_state` at α = 0.5, embeddings from `losspath.
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pandas as pd
 import torch
 
 from ..checkpoints import load_state, write_json
+from ..files import DamagedFile, notice, read_json
 from ..data import Dataset, Split
 from ..device import resolve_device
 from ..lines import interpolated_state, run_line
@@ -49,12 +49,23 @@ class Scorer:
         key = (run.dir.name, step, split)
         if key not in self._cache:
             path = run.dir / "evals" / f"{step}-{self.data.name}-{split}.json"
-            if path.is_file():
-                self._cache[key] = tuple(json.loads(path.read_text()))
-            else:
-                self._cache[key] = self.state(load_state(run.checkpoint(step)), split)
-                write_json(path, list(self._cache[key]))
+            self._cache[key] = self._read(path)
+            if self._cache[key] is None:
+                self._cache[key] = self.state(run.load_checkpoint(step), split)
+                write_json(path, dict(loss=self._cache[key][0], error=self._cache[key][1]))
         return self._cache[key]
+
+    @staticmethod
+    def _read(path) -> tuple[float, float] | None:
+        """A cached evaluation, or None when there is none or it does not read back as written (with a notice)."""
+        if not path.is_file():
+            return None
+        try:
+            value = read_json(path)
+            return float(value["loss"]), float(value["error"])
+        except (DamagedFile, KeyError, TypeError, ValueError) as e:
+            notice(f"cached evaluation {path} is damaged ({getattr(e, 'reason', e)}); evaluating it again.")
+            return None
 
     @torch.inference_mode()
     def predictions(self, state: dict, split: Split, batch_size: int = 1000) -> np.ndarray:

@@ -257,12 +257,12 @@ def describe(tables: dict, strengths, training: dict) -> str:
 
 
 def cli(
-    depth: Optional[List[int]] = typer.Option(None, "--depth", "-r", help="Depths r (weight layers); repeatable "
+    depth: Optional[List[int]] = typer.Option(None, "--depth", "-d", help="Depths r (weight layers); repeatable "
                                               f"(default {' '.join(map(str, DEFAULT_DEPTHS))})."),
     init_scale: Optional[List[float]] = typer.Option(
         None, "--init-scale", help=f"Multiplier on the Kaiming init; repeatable (default "
                                    f"{' '.join(map(str, DEFAULT_INIT_SCALES))})."),
-    replicates: int = typer.Option(1, "--replicates", help="Seeds 0..R-1 per setting."),
+    replicates: int = typer.Option(1, "--replicates", "-r", help="Seeds 0..R-1 per setting (as in every study)."),
     width: int = typer.Option(16, "--width", help="Hidden width."),
     activation: str = typer.Option("linear", "--activation", help="linear or relu between the layers."),
     strength: Optional[List[float]] = typer.Option(None, "--strength", help="Class signal strengths, one per class "

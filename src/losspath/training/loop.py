@@ -7,6 +7,7 @@ one on the same machine, with no generator state to save.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -17,11 +18,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..checkpoints import atomic_write_text, load_state, save_state, write_json
+from ..checkpoints import atomic_write, save_state, write_json
+from ..files import DamagedFile, check_output_dir, load_checksummed, notice
 from ..data import Dataset, load_dataset
 from ..device import resolve_device
 from ..errors import LosspathError, TrainingDiverged
 from ..hparams import Hparams
+from ..limits import MAX_ITERATIONS, check_model_fits
 from ..models import build_model
 from ..steps import checkpoint_schedule, iterations_per_epoch, parse_step
 from ..perturb import perturb_state
@@ -57,7 +60,7 @@ def initial_model(hp: Hparams, data: Dataset, root) -> torch.nn.Module:
     if hp.init_from:
         parent, _, step = hp.init_from.partition("@")
         parent_run = Run.open(Path(root or default_root()) / parent)
-        model.load_state_dict(load_state(parent_run.state_path(step or "last")))
+        model.load_state_dict(parent_run.load_checkpoint(step or "last"))
     if hp.perturb:
         model.load_state_dict(perturb_state(model.state_dict(), hp.perturb, _generator(hp.perturb_seed, 2)))
     return model
@@ -72,26 +75,44 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
     every iteration of the schedule.
     """
     run = Run.for_hparams(hp.validate(), root)
-    if run.is_complete:
+    if run.is_complete and run.verify() is None:
         return run
     # Check everything a user can get wrong before anything is written.
     data = dataset if dataset is not None else load_dataset(hp.dataset, data_root)
     plan = plan_run(hp, len(data.train))
+    _check_finite_inputs(data)
+    # weights, gradients, momentum and a checkpoint being written
+    check_model_fits(hp.model, lambda: model_for(hp, data), copies=4, what="train here")
     model = initial_model(hp, data, root)
     device = resolve_device(device)
     if nproc < 1 or (nproc > 1 and hp.batch_size and hp.batch_size < nproc):
         raise LosspathError(f"--nproc must be at least 1 and at most the batch size, not {nproc}.")
+    check_output_dir(run.dir.parent, "--root")
     with run_lock(run.dir):
-        if not run.is_complete:  # another process may have finished it meanwhile
-            write_json(run.dir / "hparams.json", hp.to_dict())
-            write_json(run.dir / "run.json", plan)
-            if nproc == 1:
-                _train_locked(run, data, model, plan, progress, device)
-            else:
-                from .distributed import spawn_training
+        if run.is_complete:  # damaged (or another process finished it meanwhile)
+            problem = run.verify()
+            if problem is None:
+                return run
+            notice(f"{problem}; retraining run {run.dir.name} from iteration 0.")
+            (run.dir / "DONE").unlink()
+            (run.dir / "resume.safetensors").unlink(missing_ok=True)
+        write_json(run.dir / "hparams.json", hp.to_dict())
+        write_json(run.dir / "run.json", plan)
+        _drop_damaged_resume_point(run, plan)
+        if nproc == 1:
+            _train_locked(run, data, model, plan, progress, device)
+        else:
+            from .distributed import spawn_training
 
-                spawn_training(_train_locked, run, data, plan, progress, device, nproc)
+            spawn_training(_train_locked, run, data, plan, progress, device, nproc)
     return run
+
+
+def _check_finite_inputs(data: Dataset) -> None:
+    inputs = getattr(data.train, "inputs", None)  # streamed splits (ImageNet) are not scanned
+    if isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and not torch.isfinite(inputs).all():
+        raise LosspathError(f"The training inputs of data set {data.name!r} hold NaN or infinite values; "
+                            "losspath cannot train on them.")
 
 
 def plan_run(hp: Hparams, n: int) -> dict:
@@ -100,6 +121,9 @@ def plan_run(hp: Hparams, n: int) -> dict:
     last = parse_step(hp.steps, per_epoch)
     if last <= 0:
         raise LosspathError(f"Training length {hp.steps!r} is zero iterations; give a positive length.")
+    if last > MAX_ITERATIONS:
+        raise LosspathError(f"Training length {hp.steps!r} is {last} iterations; losspath trains at most "
+                            f"{MAX_ITERATIONS:.0e} iterations.")
     for text in (hp.milestones, hp.warmup):  # parse now so a typo fails before training starts
         [parse_step(m, per_epoch) for m in text.split(",") if m.strip()]
     return dict(iterations_per_epoch=per_epoch, last_step=last, num_train=n,
@@ -122,11 +146,11 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = make_optimizer(model, hp)
-    resumed_at = _resume(run, model, opt, device)  # its metrics were logged before it was saved
-    t, sums = resumed_at if resumed_at else (0, [0.0, 0.0, 0])
-    resumed_at = t if resumed_at else None
+    resumed = _resume(run, model, opt, device)  # its metrics were logged before it was saved
+    t, sums, metrics_bytes = resumed if resumed else (0, [0.0, 0.0, 0], 0)
+    resumed_at = t if resumed else None
     if main:
-        _truncate_metrics(run, resumed_at)
+        _truncate_metrics(run, metrics_bytes)
     augment = data.augment if hp.augment else None
     full_batch = hp.batch_size <= 0 or hp.batch_size >= n
     start_time = saved_at = time.time()
@@ -181,44 +205,87 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
         sums[1] += stats[1].item() / len(index)
         sums[2] += 1
         if not math.isfinite(stats[0].item()):
-            raise TrainingDiverged(f"Training diverged (loss is {stats[0].item()}) at iteration {t}; lower the learning rate.")
+            raise TrainingDiverged(_divergence(stats[0].item(), t, resumed_at, hp))
         opt.step()
         t += 1
         bar.update(1)
     bar.close()
     if not main:
         return
-    write_json(run.dir / "DONE", dict(last_step=last, **last_metrics, wall_seconds=round(time.time() - start_time, 3)))
+    write_json(run.dir / "DONE", dict(last_step=last, **last_metrics, wall_seconds=round(time.time() - start_time, 3),
+                                      files=run.manifest(plan["schedule"])))
     (run.dir / "resume.safetensors").unlink(missing_ok=True)
 
 
+def _divergence(loss: float, t: int, resumed_at: int | None, hp: Hparams) -> str:
+    """Why the loss is not finite: at the very first batch no update has happened yet, so the learning rate
+    cannot be the cause."""
+    if t == 0 and resumed_at is None:
+        return (f"The loss is {loss} at the first batch, before any update: the initialization is too large "
+                f"(--init-scale {hp.init_scale:g}) or the inputs hold extreme values.")
+    return f"Training diverged (loss is {loss}) at iteration {t}; lower the learning rate."
+
+
 def _save_resume(run: Run, model, opt, t: int, sums: list) -> None:
-    """Weights, momentum buffers and the iteration: all a resumed run needs (randomness is positional)."""
+    """Weights, momentum buffers and the iteration: all a resumed run needs (randomness is positional), and
+    the length and sha256 of metrics.csv at this point, so a resume can check what it keeps of it."""
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     for i, p in enumerate(opt.param_groups[0]["params"]):
         buf = opt.state.get(p, {}).get("momentum_buffer")
         if buf is not None:
             state[f"optim.{i}.momentum_buffer"] = buf
-    save_state(run.dir / "resume.safetensors", state, metadata=dict(iteration=str(t), sums=json.dumps(sums)))
+    metrics = _metrics_bytes(run)
+    save_state(run.dir / "resume.safetensors", state,
+               metadata=dict(iteration=str(t), sums=json.dumps(sums), metrics_bytes=str(len(metrics)),
+                             metrics_sha256=hashlib.sha256(metrics).hexdigest()))
 
 
-def _resume(run: Run, model, opt, device) -> tuple[int, list] | None:
-    """Load the resume point into `model` and `opt`: (iteration, epoch sums), or None for a fresh start."""
+def _metrics_bytes(run: Run) -> bytes:
+    path = run.dir / "metrics.csv"
+    return path.read_bytes() if path.is_file() else b""
+
+
+def _drop_damaged_resume_point(run: Run, plan: dict) -> None:
+    """Keep resume.safetensors only if it, the metrics.csv rows it keeps and every checkpoint saved up to it
+    read back as written; otherwise remove it (the run restarts from iteration 0) with a notice."""
+    path = run.dir / "resume.safetensors"
+    if not path.exists():
+        return
+    try:
+        _, meta = load_checksummed(path)
+        t, n = int(meta["iteration"]), int(meta["metrics_bytes"])
+        metrics = _metrics_bytes(run)[:n]
+        if len(metrics) != n or hashlib.sha256(metrics).hexdigest() != meta["metrics_sha256"]:
+            raise DamagedFile(run.dir / "metrics.csv", "its rows up to the resume point differ from those written")
+        for s in plan["schedule"]:
+            if s <= t:
+                if not run.checkpoint(s).is_file():
+                    raise DamagedFile(run.checkpoint(s), "it is missing")
+                load_checksummed(run.checkpoint(s))
+    except DamagedFile as e:
+        problem = f"{e.path} is damaged ({e.reason})"
+    except (KeyError, ValueError):
+        problem = f"{path} lacks its resume metadata"
+    else:
+        return
+    notice(f"{problem}; restarting run {run.dir.name} from iteration 0.")
+    path.unlink(missing_ok=True)
+
+
+def _resume(run: Run, model, opt, device) -> tuple[int, list, int] | None:
+    """Load the resume point into `model` and `opt`: (iteration, epoch sums, length of metrics.csv then), or
+    None for a fresh start."""
     path = run.dir / "resume.safetensors"
     if not path.is_file():
         return None
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    state = load_state(path)
+    state, meta = load_checksummed(path)
     model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
     params = opt.param_groups[0]["params"]
     for i, p in enumerate(params):
         buf = state.get(f"optim.{i}.momentum_buffer")
         if buf is not None:
             opt.state[p]["momentum_buffer"] = buf.to(device)
-    return int(meta["iteration"]), json.loads(meta["sums"])
+    return int(meta["iteration"]), json.loads(meta["sums"]), int(meta["metrics_bytes"])
 
 
 def _log_metrics(run: Run, model, data: Dataset, t: int, sums: list, device) -> dict:
@@ -242,14 +309,14 @@ def _log_metrics(run: Run, model, data: Dataset, t: int, sums: list, device) -> 
     return out
 
 
-def _truncate_metrics(run: Run, t: int | None) -> None:
-    """Drop rows logged after the resume point `t` (all rows on a fresh start); training logs them again."""
+def _truncate_metrics(run: Run, length: int) -> None:
+    """Keep the first `length` bytes of metrics.csv (the rows logged up to the resume point; nothing on a fresh
+    start); training logs the rest again."""
     path = run.dir / "metrics.csv"
     if not path.is_file():
         return
-    if t is None:
+    if length == 0:
         path.unlink()
         return
-    lines = path.read_text().splitlines()
-    kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= t]
-    atomic_write_text(path, "\n".join(kept) + "\n")
+    kept = path.read_bytes()[:length]
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(kept))
