@@ -3,8 +3,8 @@
 Pure functions on numpy arrays (values in α order). Infinite values (a loss that overflowed) are allowed:
 an increase to inf is inf, and inf − inf counts as no change. NaN values mark undefined points of a line
 (LineResult.undefined: not a valid network there) and are left out: every summary is that of the curve through
-the defined points (its first and last defined points are its ends); with no defined point it is NaN (and not
-monotone). LineResult.summary() reports how many points were left out.
+the defined points (its first and last defined points are its ends); with no defined point, or no finite one (a
+loss that is inf at every α says nothing about its shape), it is NaN (and not monotone). LineResult.summary() reports how many points were left out.
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def _values(values) -> np.ndarray:
-    """The defined (non-NaN) values, in order."""
+    """The defined (non-NaN) values, in order; none when no value is finite."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.size == 0:
         raise ValueError("A curve needs at least one value.")
-    return v[~np.isnan(v)]
+    return v[~np.isnan(v)] if np.isfinite(v).any() else v[:0]
 
 
 def _curve(alphas, values) -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +29,7 @@ def _curve(alphas, values) -> tuple[np.ndarray, np.ndarray]:
     a, v = np.asarray(alphas, dtype=np.float64).reshape(-1), np.asarray(values, dtype=np.float64).reshape(-1)
     if a.size != v.size:
         raise ValueError(f"{a.size} alphas but {v.size} values.")
-    defined = ~np.isnan(v)
+    defined = ~np.isnan(v) if np.isfinite(v).any() else np.zeros(v.size, dtype=bool)
     return a[defined], _values(v)
 
 
@@ -133,3 +133,79 @@ def summarize(alphas, values, prefix: str) -> dict[str, float | bool]:
         f"{prefix}_monotone": is_monotone(values),
         f"{prefix}_plateau_end": plateau_end(alphas, values),
     }
+
+
+# ------------------------------------------------------------------ the MLI plateau's regime (Wang et al. 2023)
+# The paper's claim is about nets whose initial outputs are small next to what training puts into the biases
+# (its introduction: with a small init, a bias-free homogeneous net predicts the same labels along the whole
+# line, so no error plateau). These measures place a line inside or outside that regime.
+
+INIT_DOMINATED_LOSS = 1.5  # a line starting above 1.5 · log K nats is dominated by its random init
+
+
+def init_dominance(initial_logits, final_output_bias=None, final_logits=None) -> dict[str, float]:
+    """How large the init's outputs are next to what training put into the output layer.
+
+    ratio_bias    std of the initial logits (all examples × classes) ÷ (max − min) over classes of the final
+                  output bias; NaN without an output bias (bias-free net).
+    ratio_logits  the same std ÷ (max − min) over classes of the final logits' class means (each class's
+                  logit averaged over the examples): the offsets every part of the net (hidden biases too)
+                  puts between classes.
+    Small (≪ 1): the trained offsets dominate the start of the line, the paper's regime; ≳ 1: the random init
+    decides it."""
+    std = float(np.std(np.asarray(_numpy(initial_logits), dtype=np.float64)))
+
+    def spread(v):
+        v = np.asarray(_numpy(v), dtype=np.float64)
+        return float(v.max() - v.min())
+
+    def ratio(s):
+        return std / s if s > 0 else (math.inf if std > 0 else math.nan)
+
+    bias = math.nan if final_output_bias is None else ratio(spread(final_output_bias))
+    logits = math.nan
+    if final_logits is not None:
+        logits = ratio(spread(np.asarray(_numpy(final_logits), dtype=np.float64).mean(axis=0)))
+    return dict(initial_logit_std=std, ratio_bias=bias, ratio_logits=logits)
+
+
+def plateau_end_from(alphas, values, level: float, fraction: float = 0.1) -> float:
+    """The end of a plateau at `level` (chance error 1 − 1/K, or log K for the loss), measured from the first
+    α > 0: the first α > 0 where v ≤ level − fraction·(level − v_end), v_end the value at the last point.
+
+    Unlike `plateau_end`, the random init (α = 0) does not set the reference, so a start far above (loss of a
+    large init) or below (error of a lucky init) the level does not end or stretch the plateau. Returns the
+    first α > 0 itself when v is below that threshold at once (no plateau); NaN when v_end is not below
+    `level` (nothing falls) or no point qualifies."""
+    a, v = _curve(alphas, values)
+    keep = a > 0
+    a, v = a[keep], v[keep]
+    if v.size == 0 or not np.isfinite(v[-1]) or v[-1] >= level:
+        return math.nan
+    hit = np.nonzero(v <= level - fraction * (level - v[-1]))[0]
+    return float(a[hit[0]]) if hit.size else math.nan
+
+
+def regime_plateaus(alphas, loss, error, num_classes: int, fraction: float = 0.1) -> dict:
+    """Error plateau against chance (1 − 1/K) and loss plateau against log K, both from the first α > 0,
+    and whether the line is init-dominated (its start loss above INIT_DOMINATED_LOSS · log K)."""
+    log_k, chance = math.log(num_classes), 1 - 1 / num_classes
+    start = _values(loss)
+    return dict(error_plateau_end_chance=plateau_end_from(alphas, error, chance, fraction),
+                loss_plateau_end_logk=plateau_end_from(alphas, loss, log_k, fraction),
+                start_loss=float(start[0]) if start.size else math.nan,
+                init_dominated_loss=bool(start.size and start[0] > INIT_DOMINATED_LOSS * log_k))
+
+
+def common_class_share(alphas, class_counts, end: float) -> tuple[int, float]:
+    """On the plateau (0 < α < end): the class predicted most often over all its points, and the mean share of
+    examples predicted as that one class there — whatever sets it (output or hidden biases, or the init).
+    (-1, NaN) when the plateau holds no grid point."""
+    a = np.asarray(alphas, dtype=np.float64)
+    counts = np.asarray(class_counts, dtype=np.float64)
+    on = (a > 0) & (a < end) if np.isfinite(end) else np.zeros(a.size, bool)
+    if not on.any():
+        return -1, math.nan
+    top = int(np.argmax(counts[on].sum(axis=0)))
+    shares = counts[on, top] / counts[on].sum(axis=1)
+    return top, float(np.mean(shares))
