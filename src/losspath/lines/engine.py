@@ -30,8 +30,8 @@ from .first_layer import find_first_layer
 from .objectives import Totals, prediction, resolve_objective
 from .relu_pair import find_output_relu, find_relu_pair
 from .result import LineResult
-from .schemes import layer_depths, line_rules
-from .stacked import StackedLine
+from .schemes import DEPTH_SCHEMES, layer_depths, line_rules
+from .stacked import StackedLine, tied_aliases
 from .states import State, check_endpoints, check_finite, resolve_state
 from .undefined import NAN_OUTPUT, Float64Check, negative_variances
 
@@ -57,7 +57,8 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
                (HuggingFace style, targets under `target_key`), a DataLoader of such batches, or a losspath
                Split (lines.data_source).
     alphas     the α values (any reals: α < 0 or > 1 extrapolate); default np.linspace(0, 1, points).
-    scheme     "all", "weights", "biases", "homogeneous" or a list of name prefixes (see lines.schemes);
+    scheme     "all", "weights", "biases", "homogeneous", "homogeneous_output" or a list of name prefixes
+               (see lines.schemes);
                held tensors sit at `hold` ("start" or "end"). LayerNorm/GroupNorm parameters move like weights.
     batchnorm  "interpolate" running statistics move with α; "recompute" re-estimates them at each α from
                `train_data` (first `bn_batches` batches, batch_size or 128 per batch); "start"/"end" keep one
@@ -96,8 +97,9 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     device = torch.device(device) if device is not None else _model_device(model)
     net = copy.deepcopy(model).to(device).eval()
     reference = net.state_dict()
-    start_state = {k: v.to(device=device, dtype=reference[k].dtype) for k, v in start_state.items()}
-    end_state = {k: v.to(device=device, dtype=reference[k].dtype) for k, v in end_state.items()}
+    aliases = tied_aliases(net)  # a tied tensor is passed once, under its first name
+    start_state = {k: v.to(device=device, dtype=reference[k].dtype) for k, v in start_state.items() if k not in aliases}
+    end_state = {k: v.to(device=device, dtype=reference[k].dtype) for k, v in end_state.items() if k not in aliases}
     eval_data = DataSource(data, device, "data", target_key=target_key, target_dtype=objective.target_dtype)
     train = DataSource(train_data, device, "training data", target_key=target_key, target_dtype=None,
                        needs_target=False) if batchnorm == "recompute" else None
@@ -107,8 +109,9 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     extract = functools.partial(prediction, select=output)
     input_bytes, act_bytes, classes, plain_output = _probe(net, end_state, probe, objective, extract)
     x = probe.inputs.single_tensor() if plain_output and output is None else None
-    depths = layer_depths(net, probe.inputs, end_state) if scheme == "homogeneous" else None
-    rules = line_rules(list(reference), reference, scheme, hold=hold, batchnorm=batchnorm, depths=depths)
+    depths = layer_depths(net, probe.inputs, end_state) if scheme in DEPTH_SCHEMES else None
+    rules = line_rules([k for k in reference if k not in aliases], reference, scheme, hold=hold, batchnorm=batchnorm,
+                       depths=depths)
     first = find_first_layer(net, x, end_state) if first_layer_shortcut and x is not None else None
     second = out_relu = None
     if relu_shortcut and device.type == "cpu" and len(alphas) >= MIN_PAIR_ALPHAS:
