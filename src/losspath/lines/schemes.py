@@ -6,6 +6,9 @@ Every key gets a coefficient c(α) and sits at (1 − c)·start + c·end:
   biases       biases c = α; every non-bias key held at `hold` (Wang et al. 2023, the "biased view").
   homogeneous  non-bias keys c = α; the bias of the layer at depth ℓ gets c = α^ℓ, i.e.
                b(α) = (1 − α^ℓ)·b_start + α^ℓ·b_end.
+  homogeneous_output  as `all`, except the output layer's bias (the deepest layer owning a bias, depth L):
+               c = α^L. Beside `homogeneous` it shows which biases make a plateau: the output bias alone,
+               or the hidden ones too.
   [prefixes]   keys under the listed module/parameter names c = α, the rest held at `hold`.
 
 Homogeneous scheme, our reading of Wang et al. 2023 ("Plateau in monotonic linear interpolation — a biased
@@ -35,7 +38,8 @@ from ..errors import LosspathError
 from .probe import probe_calls
 from .states import State, is_bn_stat
 
-SCHEMES = ("all", "weights", "biases", "homogeneous")
+SCHEMES = ("all", "weights", "biases", "homogeneous", "homogeneous_output")
+DEPTH_SCHEMES = ("homogeneous", "homogeneous_output")  # schemes that need layer depths
 BATCHNORM_MODES = ("interpolate", "recompute", "start", "end")
 
 
@@ -87,8 +91,12 @@ def line_rules(keys: list[str], reference: State, scheme="all", *, hold: str = "
             raise LosspathError(f"Scheme prefixes {', '.join(unused)} match no key of the state.")
     elif scheme not in SCHEMES:
         raise LosspathError(f"scheme must be one of {', '.join(SCHEMES)} or a list of name prefixes, not {scheme!r}.")
-    if scheme == "homogeneous" and depths is None:
-        raise LosspathError("The homogeneous scheme needs layer depths (from schemes.layer_depths).")
+    if scheme in DEPTH_SCHEMES and depths is None:
+        raise LosspathError(f"The {scheme} scheme needs layer depths (from schemes.layer_depths).")
+    output = None
+    if scheme == "homogeneous_output":
+        with_bias = [module_of(k) for k in keys if is_bias(k) and reference[k].is_floating_point()]
+        output = max(with_bias, key=lambda name: depths.get(name, 0), default=None)
 
     rules = {}
     for k in keys:
@@ -104,6 +112,8 @@ def line_rules(keys: list[str], reference: State, scheme="all", *, hold: str = "
             rules[k] = held if is_bias(k) else Rule()
         elif scheme == "biases":
             rules[k] = Rule() if is_bias(k) else held
+        elif scheme == "homogeneous_output":
+            rules[k] = Rule(power=_depth(depths, k)) if is_bias(k) and module_of(k) == output else Rule()
         else:  # homogeneous
             rules[k] = Rule(power=_depth(depths, k)) if is_bias(k) else Rule()
     return rules
