@@ -45,6 +45,8 @@ def train(
     bias: bool = typer.Option(True, "--bias/--no-bias"),
     augment: bool = typer.Option(True, "--augment/--no-augment"),
     checkpoints: str = typer.Option("frankle", "--checkpoints", help="frankle, epochs, every:STEP, or a list '0,100it,last'."),
+    stop_at_train_error: float = typer.Option(0.0, "--stop-at-train-error", help="Stop at the first epoch end "
+                                              "where the training error is at most this (--steps is then the cap)."),
     root: Optional[Path] = RootOpt,
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
@@ -65,13 +67,15 @@ def train(
                  milestones=milestones, gamma=gamma, warmup=warmup)
     hp = Hparams(dataset=data, model=model, seed=seed, data_seed=data_seed, init_scale=init_scale,
                  bias_init=bias_init, activation=activation, bias=bias, augment=augment, checkpoints=checkpoints,
-                 **{**paper_defaults(model), **{k: v for k, v in given.items() if v is not None}})
+                 stop_at_train_error=stop_at_train_error, **{**paper_defaults(model), **{k: v for k, v in given.items() if v is not None}})
     from .sweeps import torch_threads
 
     with torch_threads(threads):
         run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc)
     done = run.done()
-    typer.echo(f"test error {done['test_error']:.4f}, test loss {done['test_loss']:.4f}", err=True)
+    typer.echo(f"test error {done['test_error']:.4f}, test loss {done['test_loss']:.4f}"
+               + (f"; {'converged' if done['converged'] else 'NOT converged'} at iteration {done['last_step']}: "
+                  f"{done['stop_reason']}" if "converged" in done else ""), err=True)
     typer.echo(str(run.dir))
 
 

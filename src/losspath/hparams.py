@@ -40,6 +40,8 @@ class Hparams:
     warmup: str = ""  # e.g. "5ep": linear warmup from 0
     augment: bool = True  # use the data set's augmentation, if it has one
     checkpoints: str = "frankle"  # see losspath.steps.checkpoint_schedule
+    # > 0: stop at the first epoch end where the exact training error is at most this; `steps` is then the cap
+    stop_at_train_error: float = 0.0
     # start from another run's checkpoint instead of a fresh init (Liao & Poggio's branches)
     init_from: str = ""  # "train_<hash>@STEP": a run in the same store, step as for Run.resolve_step
     perturb: float = 0.0  # then add N(0, (perturb · std of each parameter tensor)²) (losspath.perturb)
@@ -77,6 +79,8 @@ class Hparams:
                 bad(name, "a non-negative finite number")
         if not (0 <= self.momentum < 1):
             bad("momentum", "in [0, 1)")
+        if not (0 <= self.stop_at_train_error < 1):
+            bad("stop_at_train_error", "in [0, 1) (0: train for the full --steps)")
         if self.batch_size < 0:
             bad("batch_size", "a positive integer or 0 (full batch)")
         if self.poly_degree < 1:

@@ -169,7 +169,8 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
             if sums[2]:
                 bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}")
             sums = [0.0, 0.0, 0]
-        if t == last:
+        if t == last or (hp.stop_at_train_error and pos == 0 and t > 0 and t != resumed_at
+                         and _reached_target(run, model, data, t, device, plan, main)):
             break
         # resume points: every checkpoint, and epoch ends at most every RESUME_SECONDS (full-batch runs
         # have an epoch per iteration; a save per iteration would dominate their cost)
@@ -212,9 +213,31 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
     bar.close()
     if not main:
         return
-    write_json(run.dir / "DONE", dict(last_step=last, **last_metrics, wall_seconds=round(time.time() - start_time, 3),
+    stop = {}
+    if hp.stop_at_train_error:
+        train_error = evaluate(model, data.train, device=device)[1]
+        stop = dict(converged=train_error <= hp.stop_at_train_error, train_error=train_error,
+                    stop_reason=(f"training error {train_error:.4g} ≤ {hp.stop_at_train_error:g}" if t < last else
+                                 f"reached the cap of {last} iterations" + (
+                                     "" if train_error > hp.stop_at_train_error else " (converged there)")))
+    write_json(run.dir / "DONE", dict(last_step=t, **last_metrics, **stop, wall_seconds=round(time.time() - start_time, 3),
                                       files=run.manifest(plan["schedule"])))
     (run.dir / "resume.safetensors").unlink(missing_ok=True)
+
+
+def _reached_target(run: Run, model, data: Dataset, t: int, device, plan: dict, main: bool) -> bool:
+    """Training to convergence (Hparams.stop_at_train_error): at an epoch end, is the exact training error (eval
+    mode, whole training split) at most the target? If so, iteration t becomes the run's last step: its
+    checkpoint is saved and run.json records the shortened schedule (and the cap it replaced). Every rank
+    computes the same error on the same weights, so all stop together."""
+    if evaluate(model, data.train, device=device)[1] > run.hparams.stop_at_train_error:
+        return False
+    if main:
+        if t not in plan["schedule"]:
+            save_state(run.checkpoint(t), model.state_dict())
+        plan.update(cap_step=plan["last_step"], last_step=t, schedule=[s for s in plan["schedule"] if s < t] + [t])
+        write_json(run.dir / "run.json", plan)
+    return True
 
 
 def _divergence(loss: float, t: int, resumed_at: int | None, hp: Hparams) -> str:
