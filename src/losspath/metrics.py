@@ -49,9 +49,10 @@ def max_increase(values) -> float:
 
 
 def barrier(alphas, values) -> float:
-    """Loss barrier (Frankle et al. 2020, linear mode connectivity): the largest height of v above the chord
-    between its endpoints, max_α v(α) − [(1 − t)·v(α_0) + t·v(α_last)], t = (α − α_0)/(α_last − α_0);
-    never below 0."""
+    """The chord barrier (Entezari, Sedghi, Saukh & Neyshabur 2022, Eq. 1): the largest height of v above the
+    chord between its endpoints, max_α v(α) − [(1 − t)·v(α_0) + t·v(α_last)], t = (α − α_0)/(α_last − α_0);
+    never below 0. Frankle et al. 2020 (linear mode connectivity) measure from the endpoints' mean instead:
+    see `barrier_height`."""
     a, v = _curve(alphas, values)
     if v.size == 0:
         return math.nan
@@ -61,6 +62,21 @@ def barrier(alphas, values) -> float:
     with np.errstate(invalid="ignore"):
         chord = np.where(t == 0, v[0], np.where(t == 1, v[-1], (1 - t) * v[0] + t * v[-1]))
     return float(np.maximum(0.0, np.max(_rise(v, chord))))
+
+
+def barrier_height(values) -> float:
+    """The error barrier height of Frankle, Dziugaite, Roy & Carbin 2020 ("Linear Mode Connectivity and the
+    Lottery Ticket Hypothesis", §2; Ainsworth et al. 2023 use it for the loss): the largest value along the line
+    minus the mean of the two endpoint values, max_α v(α) − ½·[v(α_0) + v(α_last)]; never below 0. Their
+    *instability* of a network is this height for the test error between two copies trained with different
+    SGD noise; they call the copies linearly connected (the network stable) when it is ≈ 0 (below 2% in their
+    experiments). Equal to the chord barrier when the endpoint values are equal; otherwise either can be larger."""
+    v = _values(values)
+    if v.size == 0:
+        return math.nan
+    with np.errstate(invalid="ignore"):
+        mean = 0.5 * v[0] + 0.5 * v[-1]
+    return float(np.maximum(0.0, _rise(np.max(v), mean)))
 
 
 def lucas_delta(values) -> float:
