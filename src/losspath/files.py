@@ -64,7 +64,7 @@ def refuse_non_regular(path: Path, option: str = "The output") -> None:
     """Raise if `path` exists and is not a regular file (symlinks are not followed)."""
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent (a file in its path is reported by the probe)
         return
     except OSError as e:
         raise LosspathError(f"{option} {path} cannot be used ({e.strerror}).") from None

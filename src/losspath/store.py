@@ -200,8 +200,8 @@ def list_runs(root: str | Path | None = None) -> list[dict]:
                    date=time.strftime("%Y-%m-%d %H:%M", time.localtime(d.stat().st_mtime)), rest={})
         try:
             run = Run.open(d)
-            done = run.done()
-            row.update(state="complete" if done else ("partial" if run.info() else "new"),
+            info, done = run.info(), run.done()
+            row.update(state="complete" if done else ("partial" if info else "new"),
                        saved=len(run.saved_steps()), dataset=run.hparams.dataset, model=run.hparams.model,
                        test_error=done.get("test_error"),
                        rest={k: v for k, v in run.hparams.non_default().items() if k not in ("dataset", "model")})

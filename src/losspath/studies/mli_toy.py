@@ -285,7 +285,7 @@ def cli(
     \b
     Examples:
       losspath reproduce mli-toy
-      losspath reproduce mli-toy -r 2 -r 4 --init-scale 0.1 --activation relu --noise 0.2
+      losspath reproduce mli-toy -d 2 -d 4 --init-scale 0.1 --activation relu --noise 0.2
     """
     overrides = {k: v for k, v in dict(steps=steps, lr=lr).items() if v is not None}
     from ..sweeps import torch_threads
