@@ -68,7 +68,7 @@ def test_line_command_matches_the_engine(tmp_path, capsys):
     data = load_dataset("digits")
     direct = evaluate_line(build_model("mlp_16", data.input_shape, 10), f"{run_dir}@0", f"{run_dir}@10it",
                            data.test, points=7, progress=False)
-    assert list(frame.columns) == ["alpha", "loss", "error"]
+    assert list(frame.columns) == ["alpha", "loss", "error", "undefined", "undefined_reason"]
     assert frame.loss.to_numpy() == pytest.approx(direct.loss, rel=1e-9)
     assert (tmp_path / "line.png").is_file() and (tmp_path / "line.pdf").is_file()
     # checkpoint files need --model and --data; with them, the same numbers

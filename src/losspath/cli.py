@@ -107,9 +107,13 @@ def line(
     points: int = typer.Option(100, "--points", help="Evenly spaced α in [0, 1]."),
     scheme: str = typer.Option("all", "--scheme", help="all, weights, biases, homogeneous, or comma-separated name prefixes."),
     batchnorm: str = typer.Option("interpolate", "--batchnorm", help="interpolate, recompute, start or end."),
-    model: Optional[str] = typer.Option(None, "--model", help="Network name, needed for checkpoint files."),
-    data: Optional[str] = typer.Option(None, "--data", help="Data set, needed for checkpoint files."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the curve as CSV (alpha, loss, error)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Network name, or your own MODULE:FUNCTION returning "
+                                        "an nn.Module; needed for checkpoint files."),
+    data: Optional[str] = typer.Option(None, "--data", help="Data set name, or your own MODULE:FUNCTION returning "
+                                       "the data; needed for checkpoint files."),
+    loss: str = typer.Option("cross_entropy", "--loss", help="cross_entropy, mse or lm_cross_entropy."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the curve as CSV (alpha, loss, metrics, "
+                                       "undefined, undefined_reason)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the curve (PNG and PDF)."),
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = typer.Option(None, "--device"),
@@ -122,6 +126,7 @@ def line(
     Examples:
       losspath line ~/.losspath/runs/train_ab12@0 ~/.losspath/runs/train_ab12@last --plot init.png
       losspath line a.safetensors b.safetensors --model lenet_300_100 --data mnist1d --scheme weights
+      losspath line pre.pt tuned.pt --model mylm:build --data mylm:texts --loss lm_cross_entropy
     """
     from .lines.command import line_command
     from .sweeps import torch_threads
@@ -129,7 +134,7 @@ def line(
     with torch_threads(threads):
         result = line_command(start, end, split=split, points=points, scheme=scheme, batchnorm=batchnorm,
                               model=model, data=data, out=out, plot=plot, data_root=data_root, device=device,
-                              progress=not quiet)
+                              progress=not quiet, loss=loss)
     for key, value in result.summary().items():
         typer.echo(f"{key:24s} {value}")
 
