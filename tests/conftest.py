@@ -6,6 +6,11 @@ import torch
 torch.set_num_threads(2)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", default=False,
+                     help="run the long variants of tests that have one (e.g. the fault campaign's 200+ trials)")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_homes(tmp_path_factory, monkeypatch):
     """Runs and data caches of a test never touch the user's ~/.losspath."""

@@ -188,6 +188,8 @@ reproduce.command("mli-plateau", **_LAZY)(_lazy_study(
     "mli_plateau", "MLI plateau vs depth, init scale and bias scheme (Wang, Wang, Zhou & Ge 2023); --help for options."))
 reproduce.command("mli-toy", **_LAZY)(_lazy_study(
     "mli_toy", "The toy model of Wang, Wang, Zhou & Ge 2023: class biases over training, plateau vs r and init scale."))
+reproduce.command("instability", **_LAZY)(_lazy_study(
+    "instability", "Frankle et al. 2020 (linear mode connectivity): error barrier between two copies spawned at step k."))
 # --- end of study commands ----------------------------------------------------------------------------
 
 
