@@ -1,5 +1,6 @@
 """Line evaluation speed: losspath's engine vs loss-landscapes, a plain load_state_dict loop and the dense
-FLOP limit, all measured in this run (Frankle 2020's setting: 100 points, LeNet-300-100 on MNIST-shaped data).
+FLOP limit, all measured in this run (Frankle 2020's setting: 100 points, LeNet-300-100 on MNIST-shaped data);
+a CIFAR ResNet-20; and a small GPT-2-style language model against a plain loop (per-token loss).
 
     PYTHONPATH=src python benchmarks/line_eval.py            # full run (a few minutes on 2 cores)
     PYTHONPATH=src python benchmarks/line_eval.py --quick    # smaller sizes, for a smoke test
@@ -181,6 +182,59 @@ def resnet_case(n_test, n_train, points, repeats):
     return results
 
 
+def plain_lm_line(model, start, end, data, alphas, batch=32):
+    """The textbook loop for a causal LM: load θ(α), forward, shifted cross-entropy summed over scored tokens."""
+    net = copy.deepcopy(model).eval()
+    losses = []
+    with torch.inference_mode():
+        for a in alphas:
+            net.load_state_dict({k: (1 - a) * start[k] + a * end[k] if start[k].is_floating_point() else end[k]
+                                 for k in start})
+            total = count = 0.0
+            for i in range(0, len(data["input_ids"]), batch):
+                logits = net(input_ids=data["input_ids"][i : i + batch]).logits[:, :-1]
+                labels = data["labels"][i : i + batch, 1:]
+                total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                         ignore_index=-100, reduction="sum").item()
+                count += int((labels != -100).sum())
+            losses.append(total / count)
+    return np.array(losses)
+
+
+def lm_case(n, points, repeats):
+    """A small GPT-2-style causal LM (transformers, built from a config), per-token loss along the line."""
+    try:
+        import transformers
+    except ImportError as e:
+        print(f"\ntransformers unavailable ({e}); no language-model row")
+        return {}
+    print(f"\n== GPT-2-style LM (2 layers, width 64, vocab 96), {points} points, {n} sequences of 64 tokens ==")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=96, n_positions=128, n_embd=64, n_layer=2, n_head=4,
+                                     bos_token_id=0, eos_token_id=0, attn_implementation="eager")
+    model = transformers.GPT2LMHeadModel(config).eval()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    end = {k: v + 0.02 * torch.randn(v.shape) if v.is_floating_point() else v for k, v in start.items()}
+    end["lm_head.weight"] = end["transformer.wte.weight"]  # tied, as in every GPT-2 state
+    ids = torch.randint(0, 96, (n, 64))
+    data = {"input_ids": ids, "labels": ids}
+    alphas = np.linspace(0, 1, points)
+    results = {}
+
+    def ours(**kw):
+        return evaluate_line(model, start, end, data, points=points, loss="lm_cross_entropy", batch_size=32,
+                             progress=False, **kw)
+
+    for _ in range(repeats):
+        timed(lambda: ours(), 1, results, "losspath evaluate_line (vectorized)")
+        timed(lambda: ours(vectorize=False), 1, results, "losspath, one alpha at a time")
+        timed(lambda: plain_lm_line(model, start, end, data, alphas), 1, results, "plain load_state_dict loop")
+    mine, plain = results["losspath evaluate_line (vectorized)"][2], results["plain load_state_dict loop"][2]
+    print(f"max |loss - plain loop| = {np.max(np.abs(mine.loss - plain)):.2e}; plan {mine.info}")
+    table(results, "losspath evaluate_line (vectorized)")
+    return results
+
+
 def table(results, ours_key):
     """Best and median wall time of each method and their ratios to ours (best to best, median to median)."""
     def median(name):
@@ -246,6 +300,7 @@ def main():
     n, rn_test, rn_train = (2000, 200, 400) if args.quick else (10_000, 1000, 2000)
     lenet_case(n, 100, args.repeats)
     resnet_case(rn_test, rn_train, 11, 1)  # FLOP-bound and slow: one run each
+    lm_case(32 if args.quick else 128, 25, 3)
     print("\n== peak memory (fresh subprocess per row) ==")
     memory_case("lenet", n, 100)
     memory_case("resnet", rn_test, 11)

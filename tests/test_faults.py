@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from filelock import FileLock
 
 from losspath.cli import main
@@ -33,7 +34,7 @@ from losspath.training import model_for, train
 HP = Hparams(dataset="digits", model="mlp_8", steps="2ep", checkpoints="frankle")  # 24 it: 0 1 2 4 8 16 24
 STUDY = dict(settings=["digits-mlp"], replicates=1, points=5, steps="1ep", progress=False, threads=1)
 KINDS = ("checkpoint", "hparams.json", "run.json", "DONE", "metrics.csv", "resume point", "partial checkpoint",
-         "partial metrics.csv", "cached line", "cached evaluation")
+         "partial metrics.csv", "cached line", "cached evaluation", "data cache")
 DAMAGES = ("truncate", "zero-fill", "bit-flip")
 
 # In a child process: run CODE, SIGKILLed at the K-th atomic write, before it, halfway through its temporary file,
@@ -178,8 +179,6 @@ class Fixtures:
     """The reference run, a partial run (killed mid-training), a reference study and its run store."""
 
     def __init__(self, base: Path):
-        import torch
-
         torch.set_num_threads(1)
         self.base = base
         self.data = load_dataset("digits")
@@ -201,6 +200,24 @@ class Fixtures:
 
         self.study_writes = count_writes(lambda: run_study(out=base / "study_out", root=base / "study_runs", **STUDY))
         self.study_tables = {n: (base / "study_out" / n).read_bytes() for n in ("curves.csv", "summary.csv")}
+        self.mnist5k = load_dataset("mnist5k", base / "data")  # builds the data cache
+
+
+def data_cache_trial(fx: Fixtures, rng: random.Random, where: Path) -> str | None:
+    from losspath.data import mnist5k
+
+    target = mnist5k.cache_path(where)
+    target.parent.mkdir(parents=True)
+    shutil.copy(mnist5k.cache_path(fx.base / "data"), target)
+    label = f"{target.name}, {damage(target, rng)}"
+    loaded = []
+    code, err = run_captured(lambda: loaded.append(load_dataset("mnist5k", where)))
+    if code != 0:
+        return f"{label}: {code} {err}"
+    a, b = loaded[0], fx.mnist5k
+    same = all(torch.equal(getattr(x, k), getattr(y, k)) for x, y in ((a.train, b.train), (a.test, b.test))
+               for k in ("inputs", "targets"))
+    return None if same and "notice:" in err and target.name in err else f"{label}: same {same}, {err!r}"
 
 
 def copy_run(run: Run, root: Path) -> Run:
@@ -210,6 +227,8 @@ def copy_run(run: Run, root: Path) -> Run:
 
 def corruption_trial(fx: Fixtures, kind: str, rng: random.Random, where: Path) -> str | None:
     """Damage one file of `kind` in a copy of the store, run what reads it; None when the outcome is allowed."""
+    if kind == "data cache":
+        return data_cache_trial(fx, rng, where)
     partial_kind = kind.startswith("partial") or kind == "resume point"
     run = copy_run(fx.partial if partial_kind else fx.ref, where)
     if kind == "checkpoint":
@@ -309,7 +328,7 @@ def run_campaign(base: Path, seed: int, corruptions: int, train_kills: int, stud
 
 
 def test_fault_campaign(tmp_path):
-    campaign = run_campaign(tmp_path, seed=16, corruptions=30, train_kills=6, study_kills=2)
+    campaign = run_campaign(tmp_path, seed=16, corruptions=33, train_kills=5, study_kills=2)
     print("\n" + campaign.report("fault campaign"))
     assert not campaign.failures, campaign.report("fault campaign")
 

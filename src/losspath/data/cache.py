@@ -2,8 +2,9 @@
 
 Used by the data sets that ship inside packages (mnist1d, mnist5k): building them takes seconds, reading the
 cache milliseconds. A cache is used only if its metadata carries the same `fingerprint` (what the arrays were
-built from, and the layout version) and `check` accepts its arrays; otherwise the arrays are rebuilt and the
-cache rewritten. Failing to write the cache only warns: the data are usable without it.
+built from, and the layout version), its content matches the sha256 recorded when it was written, and `check`
+accepts its arrays; otherwise the arrays are rebuilt and the cache rewritten (a damaged cache with a notice).
+Failing to write the cache only warns: the data are usable without it.
 """
 from __future__ import annotations
 
@@ -12,25 +13,24 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
+from safetensors import SafetensorError
 
 from ..checkpoints import save_state
+from ..files import DamagedFile, load_checksummed, notice
 
 Arrays = dict[str, torch.Tensor]
 
 
 def read_cache(path: Path, fingerprint: str, check: Callable[[Arrays], bool]) -> Arrays | None:
-    """The cached arrays, or None if there is no usable cache (missing, corrupt, other fingerprint, bad arrays)."""
+    """The cached arrays, or None if there is no usable cache (missing, damaged, other fingerprint, bad arrays)."""
     if not path.is_file():
         return None
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("fingerprint") != fingerprint:
-            return None
-        arrays = load_file(str(path))
-    except (SafetensorError, OSError, ValueError):
+        arrays, meta = load_checksummed(path)
+    except DamagedFile as e:
+        notice(f"data cache {path} is damaged ({e.reason}); building it again.")
+        return None
+    if meta.get("fingerprint") != fingerprint:
         return None
     return arrays if check(arrays) else None
 

@@ -31,7 +31,7 @@ from .objectives import Totals, prediction, resolve_objective
 from .relu_pair import find_output_relu, find_relu_pair
 from .result import LineResult
 from .schemes import DEPTH_SCHEMES, layer_depths, line_rules
-from .stacked import StackedLine, tied_aliases
+from .stacked import StackedLine, check_tied, tied_aliases
 from .states import State, check_endpoints, check_finite, resolve_state
 from .undefined import NAN_OUTPUT, Float64Check, negative_variances
 
@@ -98,6 +98,8 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     net = copy.deepcopy(model).to(device).eval()
     reference = net.state_dict()
     aliases = tied_aliases(net)  # a tied tensor is passed once, under its first name
+    check_tied(net, start_state, "start")
+    check_tied(net, end_state, "end")
     start_state = {k: v.to(device=device, dtype=reference[k].dtype) for k, v in start_state.items() if k not in aliases}
     end_state = {k: v.to(device=device, dtype=reference[k].dtype) for k, v in end_state.items() if k not in aliases}
     eval_data = DataSource(data, device, "data", target_key=target_key, target_dtype=objective.target_dtype)

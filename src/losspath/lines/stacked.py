@@ -220,3 +220,14 @@ def tied_aliases(model: nn.Module) -> set[str]:
             aliases.add(name)
         seen.add(id(t))
     return aliases
+
+
+def check_tied(model: nn.Module, state: State, which: str) -> None:
+    """Raise a LosspathError if `state` gives different values to names of one tied tensor."""
+    first: dict[int, str] = {}
+    for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        if id(t) not in first:
+            first[id(t)] = name
+        elif name in state and first[id(t)] in state and not torch.equal(state[name], state[first[id(t)]]):
+            raise LosspathError(f"The {which} state gives different values to {first[id(t)]} and {name}, which are "
+                                "one tied tensor in the model.")
