@@ -17,7 +17,9 @@ POINTS = 5
 
 def check_tables(result, settings, replicates, tmp_out, data_root=None, split="test"):
     curves, summary, runs = result["curves"], result["summary"], result["runs"]
-    assert list(curves.columns) == ["setting", "replicate", "start_step", "alpha", "split", "loss", "error"]
+    assert list(curves.columns) == ["setting", "replicate", "start_step", "alpha", "split", "loss", "error",
+                                    "undefined", "undefined_reason"]
+    assert not curves.undefined.any() and (curves.undefined_reason == "").all()
     for col in ["max_loss_increase", "max_error_increase", "barrier", "lucas_delta", "plateau_end", "distance"]:
         assert col in summary.columns
     assert set(curves.setting) == set(settings) and len(runs) == len(settings) * replicates
@@ -28,7 +30,8 @@ def check_tables(result, settings, replicates, tmp_out, data_root=None, split="t
     assert (summary.max_loss_increase >= 0).all() and (summary.max_error_increase >= 0).all()
     assert len(summary) * POINTS == len(curves)
     # the CSVs on disk load with pandas and hold the same tables
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_out / "curves.csv"), curves, check_dtype=False)
+    on_disk = pd.read_csv(tmp_out / "curves.csv").fillna({"undefined_reason": ""})
+    pd.testing.assert_frame_equal(on_disk, curves, check_dtype=False)
     for name in ("fig1_from_init", "fig2_from_t", "fig3_max_increase"):
         assert (tmp_out / f"{name}.png").stat().st_size > 1000 and (tmp_out / f"{name}.pdf").is_file()
     # endpoints equal a direct evaluation of the checkpoints
@@ -109,6 +112,30 @@ def test_paper_settings_on_tiny_real_format_files(tmp_path):
     assert sorted(result["summary"].start_step.unique()) == [0, 1]
 
 
+def test_undefined_points_are_flagged_in_the_tables_not_scored():
+    """A BatchNorm line extrapolated past α = 1 where the interpolated running variance turns negative: the
+    curves carry NaN loss and error with the flag and its reason, and the summary counts them."""
+    import torch
+    from torch import nn
+
+    from losspath import evaluate_line
+    from losspath.studies.frankle2020 import _tables
+
+    net = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    start, end = ({k: v.clone() for k, v in net.state_dict().items()} for _ in range(2))
+    start["1.running_var"].fill_(2.0)
+    end["1.running_var"].fill_(1.0)  # (1 − α)·2 + α·1 = 2 − α < 0 for α > 2
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(20, 4, generator=g), torch.randint(0, 3, (20,), generator=g))
+    line = evaluate_line(net, start, end, data, alphas=[0.0, 1.0, 1.5, 2.5, 3.0], progress=False)
+    tables = _tables({}, {("toy", 0, 0): line}, "test")
+    curves, summary = tables["curves"], tables["summary"]
+    assert curves.undefined.tolist() == [False, False, False, True, True]
+    assert curves.loss[3:].isna().all() and curves.error[3:].isna().all() and curves.loss[:3].notna().all()
+    assert all("variance" in r for r in curves.undefined_reason[3:]) and (curves.undefined_reason[:3] == "").all()
+    assert summary.undefined_points.tolist() == [2] and np.isfinite(summary.max_loss_increase[0])
+
+
 def test_bad_study_arguments(tmp_path):
     with pytest.raises(LosspathError, match="Unknown setting"):
         run_study(["cifar100-resnet"], out=tmp_path)
@@ -121,3 +148,12 @@ def test_bad_study_arguments(tmp_path):
     with pytest.raises(LosspathError, match="cannot download"):
         run_study(["cifar10-resnet_20"], steps="1it", data_root=tmp_path / "empty", out=tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_figures_leave_a_gap_where_any_replicate_is_undefined():
+    from losspath.plots.frankle import _mean_std
+
+    frame = pd.DataFrame(dict(alpha=[0.0, 0.0, 0.5, 0.5, 1.0, 1.0], loss=[1.0, 3.0, np.nan, 2.0, 0.5, 0.5]))
+    mean, std = _mean_std(frame.groupby("alpha"), "loss")
+    assert mean.tolist()[0] == 2.0 and np.isnan(mean.tolist()[1]) and mean.tolist()[2] == 0.5
+    assert std.tolist()[0] == 1.0 and np.isnan(std.tolist()[1]) and std.tolist()[2] == 0.0

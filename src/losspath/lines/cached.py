@@ -66,7 +66,8 @@ def _write(path, r: LineResult) -> None:
     tensors = {name: torch.from_numpy(np.ascontiguousarray(getattr(r, name), dtype=np.float64))
                for name in ("alphas", "loss", "error", "class_counts")}
     meta = dict(num_examples=r.num_examples, scheme=r.scheme, batchnorm=r.batchnorm, distance=r.distance,
-                relative_distance=r.relative_distance)
+                relative_distance=r.relative_distance, undefined=np.asarray(r.undefined).tolist(),
+                undefined_reason=list(r.undefined_reason))
     save_state(path, tensors, metadata={"result": json.dumps(meta)})
 
 

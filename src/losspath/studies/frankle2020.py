@@ -164,7 +164,8 @@ def _tables(run_dirs: dict, results: dict, split: str) -> dict:
     curves, summary = [], []
     for (name, r, t), line in results.items():
         curves.append(pd.DataFrame(dict(setting=name, replicate=r, start_step=t, alpha=line.alphas, split=split,
-                                        loss=line.loss, error=line.error)))
+                                        loss=line.loss, error=line.error, undefined=line.undefined,
+                                        undefined_reason=line.undefined_reason)))
         summary.append(dict(setting=name, replicate=r, start_step=t, split=split, **line_summary(line)))
     return dict(curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary), runs=pd.DataFrame(runs))
 
@@ -175,7 +176,7 @@ def line_summary(line) -> dict:
     return dict(max_loss_increase=max_increase(loss), max_error_increase=max_increase(error),
                 barrier=barrier(a, loss), error_barrier=barrier(a, error), lucas_delta=lucas_delta(loss),
                 plateau_end=plateau_end(a, loss), error_plateau_end=plateau_end(a, error),
-                monotone=is_monotone(loss), distance=line.distance)
+                monotone=is_monotone(loss), undefined_points=int(line.undefined.sum()), distance=line.distance)
 
 
 def describe(tables: dict, barrier_tol: float = BARRIER_TOL) -> str:
