@@ -405,3 +405,25 @@ def test_tied_weights_are_interpolated_once_and_match_a_plain_loop():
     end["head.weight"] = end["embed.weight"] + 1.0
     with pytest.raises(LosspathError, match="different values to embed.weight and head.weight"):
         evaluate_line(TiedLM(), start, end, data, points=3, loss="lm_cross_entropy", progress=False)
+
+
+class KeywordBN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.bn, self.out = nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 4)
+
+    def forward(self, features):
+        return self.out(torch.relu(self.bn(self.fc(features))))
+
+
+def test_recomputed_batchnorm_from_dict_batches_without_targets_equals_the_tensor_path():
+    torch.manual_seed(0)
+    start, end = random_endpoints(KeywordBN())
+    g = torch.Generator().manual_seed(8)
+    x, y, train_x = torch.randn(30, 6, generator=g), torch.randint(0, 4, (30,), generator=g), torch.randn(50, 6, generator=g)
+    kwargs = dict(alphas=ALPHAS, batchnorm="recompute", batch_size=16, progress=False)
+    as_dicts = evaluate_line(KeywordBN(), start, end, {"features": x, "labels": y},
+                             train_data={"features": train_x}, **kwargs)
+    as_tensors = evaluate_line(KeywordBN(), start, end, (x, y), train_data=(train_x, torch.zeros(50)), **kwargs)
+    np.testing.assert_allclose(as_dicts.loss, as_tensors.loss, rtol=1e-6)  # (the tensor path has the first-layer
+    np.testing.assert_array_equal(as_dicts.class_counts, as_tensors.class_counts)  # shortcut: rounding differs)
