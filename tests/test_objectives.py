@@ -402,6 +402,9 @@ def test_tied_weights_are_interpolated_once_and_match_a_plain_loop():
     fast, slow = run_both_paths(TiedLM, start, end, data, loss="lm_cross_entropy")
     for result in (fast, slow):
         np.testing.assert_allclose(result.loss, want, rtol=1e-5)
+    stored_once = {k: v for k, v in end.items() if k != "head.weight"}  # as safetensors files store it
+    np.testing.assert_array_equal(evaluate_line(TiedLM(), start, stored_once, data, alphas=ALPHAS,
+                                                loss="lm_cross_entropy", progress=False).loss, fast.loss)
     end["head.weight"] = end["embed.weight"] + 1.0
     with pytest.raises(LosspathError, match="different values to embed.weight and head.weight"):
         evaluate_line(TiedLM(), start, end, data, points=3, loss="lm_cross_entropy", progress=False)

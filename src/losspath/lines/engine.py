@@ -31,7 +31,7 @@ from .objectives import Totals, prediction, resolve_objective
 from .relu_pair import find_output_relu, find_relu_pair
 from .result import LineResult
 from .schemes import DEPTH_SCHEMES, layer_depths, line_rules
-from .stacked import StackedLine, check_tied, tied_aliases
+from .stacked import StackedLine, check_tied, fill_tied, tied_aliases
 from .states import State, check_endpoints, check_finite, resolve_state
 from .undefined import NAN_OUTPUT, Float64Check, negative_variances
 
@@ -89,7 +89,8 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     if batchnorm == "recompute" and train_data is None:
         raise LosspathError("batchnorm='recompute' needs train_data to re-estimate the BatchNorm statistics.")
     objective = resolve_objective(loss, metrics)
-    start_state, end_state = resolve_state(start, "start"), resolve_state(end, "end")
+    start_state, end_state = (fill_tied(model, resolve_state(ref, which)) for ref, which in ((start, "start"),
+                                                                                          (end, "end")))
     check_endpoints(model, start_state, end_state)
     check_finite(start_state, "start")
     check_finite(end_state, "end")

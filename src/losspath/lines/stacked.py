@@ -231,3 +231,18 @@ def check_tied(model: nn.Module, state: State, which: str) -> None:
         elif name in state and first[id(t)] in state and not torch.equal(state[name], state[first[id(t)]]):
             raise LosspathError(f"The {which} state gives different values to {first[id(t)]} and {name}, which are "
                                 "one tied tensor in the model.")
+
+
+def fill_tied(model: nn.Module, state: State) -> State:
+    """`state` with every missing name of a tied tensor filled from another name of it (safetensors files and
+    HuggingFace checkpoints store a tied tensor once)."""
+    groups: dict[int, list[str]] = {}
+    for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        groups.setdefault(id(t), []).append(name)
+    out = dict(state)
+    for names in groups.values():
+        present = [n for n in names if n in out]
+        for name in names:
+            if present and name not in out:
+                out[name] = out[present[0]]
+    return out
