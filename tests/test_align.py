@@ -214,3 +214,10 @@ def test_a_model_without_hidden_units_cannot_be_aligned():
     model = build_model("mlp", (3,), 2)
     with pytest.raises(LosspathError, match="no hidden units that can be permuted"):
         weight_matching(model, model.state_dict(), model.state_dict())
+
+
+def test_states_that_do_not_fit_the_model_are_one_clear_error():
+    model = build_model("mlp_6", (3,), 2)
+    other = build_model("mlp_5", (3,), 2).state_dict()
+    with pytest.raises(LosspathError, match="The second state does not fit the model: it has other shapes"):
+        weight_matching(model, model.state_dict(), other)

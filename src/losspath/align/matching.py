@@ -20,6 +20,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import fx, nn
 
 from ..errors import LosspathError
+from .states import check_states, resolve
 from .spec import BUFFER_SUFFIXES, PermutationSpec, State, apply_permutation, make_spec, permute_axis
 from .trace import trace_groups
 
@@ -33,10 +34,8 @@ def permutation_spec(model: nn.Module, spec: dict | None = None) -> PermutationS
 
 
 def _states(model: nn.Module, state_a, state_b) -> tuple[State, State]:
-    from ..lines.states import check_endpoints, resolve_state
-
-    a, b = resolve_state(state_a, "first state"), resolve_state(state_b, "second state")
-    check_endpoints(model, a, b)
+    a, b = resolve(state_a, "first"), resolve(state_b, "second")
+    check_states(model, a, b)
     return a, b
 
 
