@@ -15,7 +15,6 @@ import torch
 from helpers import run_cli
 from losspath.checkpoints import atomic_write_text, load_state, save_state
 from losspath.errors import LosspathError
-from losspath.files import DamagedFile, read_json, write_json
 from losspath.hparams import Hparams
 from losspath.store import Run
 from losspath.training import train
@@ -107,6 +106,7 @@ def test_bit_flip_in_cached_line_is_recomputed_with_a_notice(run, capsys):
 
 
 def test_hparams_json_with_other_values_and_a_valid_checksum_is_refused_by_the_directory_hash(run):
+    from losspath.files import DamagedFile, read_json, write_json  # noqa: F401
     f = run.dir / "hparams.json"
     d = read_json(f)
     d["momentum"] = 0.5
@@ -116,6 +116,7 @@ def test_hparams_json_with_other_values_and_a_valid_checksum_is_refused_by_the_d
 
 
 def test_edited_hparams_json_digit_is_caught_by_its_checksum(run):
+    from losspath.files import DamagedFile, read_json, write_json  # noqa: F401
     f = run.dir / "hparams.json"
     f.write_text(f.read_text().replace('"lr": 0.1', '"lr": 0.2'))
     with pytest.raises(DamagedFile, match="checksum"):
@@ -123,6 +124,7 @@ def test_edited_hparams_json_digit_is_caught_by_its_checksum(run):
 
 
 def test_checksummed_json_and_safetensors_round_trip_and_detect_a_flip(tmp_path):
+    from losspath.files import DamagedFile, read_json, write_json  # noqa: F401
     write_json(tmp_path / "a.json", {"x": 1.5})
     assert read_json(tmp_path / "a.json") == {"x": 1.5}
     save_state(tmp_path / "s.safetensors", {"w": torch.arange(6.0)})
@@ -469,3 +471,49 @@ def test_jobs_print_one_progress_line_each_without_a_terminal(capsys):
     assert ex.gather(tasks, "lines") == [1, 2, 4]
     err = capsys.readouterr().err.splitlines()
     assert [e.split(" (")[0] for e in err] == ["lines: 1/3 jobs done", "lines: 2/3 jobs done", "lines: 3/3 jobs done"]
+
+
+# --- 5 (continued): a full disk and a read-only file system, on real tmpfs mounts where this machine allows them -
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A fresh 64 KiB tmpfs (needs root and mount rights; skipped where the machine does not allow it)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_full_disk_is_one_sentence_and_the_rerun_after_freeing_space_is_identical(tmpfs, tmp_path, capsys):
+    args = ["train", "--data", "digits", "--model", "mlp_32", "--steps", "2ep", "--threads", "1", "-q"]
+    code, _, err = run_cli(args + ["--root", str(tmpfs)], capsys)
+    assert code == 2 and "No space left on device" in one_error_line(err)
+    subprocess.run(["mount", "-o", "remount,size=4m", str(tmpfs)], check=True)
+    code, out, err = run_cli(args + ["--root", str(tmpfs)], capsys)
+    assert code == 0 and "Traceback" not in err
+    code, ref, _ = run_cli(args + ["--root", str(tmp_path / "reference")], capsys)
+    assert_same_run(Run.open(ref.strip()), Run.open(out.strip()))
+    assert not list(tmpfs.rglob("*.tmp"))
+
+
+def test_read_only_file_system_as_out_is_one_sentence_before_work(run, tmpfs, capsys):
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    code, _, err = run_cli(["line", f"{run.dir}@0", f"{run.dir}@last", "-q", "--out", str(tmpfs / "l.csv")], capsys)
+    assert code == 2 and "Read-only file system" in one_error_line(err)
+    assert not (run.dir / "lines").exists()
+
+
+def test_safetensors_error_while_writing_is_a_file_write_error(tmp_path):
+    from safetensors import SafetensorError
+
+    from losspath.files import FileWriteError, atomic_write
+
+    def write(tmp):
+        raise SafetensorError("Error while serializing: IoError(No space left on device)")
+
+    with pytest.raises(FileWriteError, match="No space left"):
+        atomic_write(tmp_path / "x.safetensors", write)
+    assert list(tmp_path.iterdir()) == []
