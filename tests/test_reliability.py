@@ -517,3 +517,12 @@ def test_safetensors_error_while_writing_is_a_file_write_error(tmp_path):
     with pytest.raises(FileWriteError, match="No space left"):
         atomic_write(tmp_path / "x.safetensors", write)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_without_a_terminal_prints_progress_lines(tmp_path, capsys, monkeypatch):
+    from losspath.training import loop
+
+    monkeypatch.setattr(loop, "PROGRESS_SECONDS", 0.0)  # a line after every iteration instead of every minute
+    run = train(HP, root=tmp_path, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"{run.dir.name}: iteration {t}/20" for t in range(1, 21)]

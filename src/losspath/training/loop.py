@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from ..store import Run, default_root, run_lock
 from .evaluate import evaluate
 from .optim import lr_at, make_optimizer
 
+PROGRESS_SECONDS = 60.0  # without a terminal (a log file, nohup): one progress line on stderr this often
 RESUME_SECONDS = 30.0  # at most this much training is redone after an interruption between checkpoints
 FULL_BATCH_CHUNK = 4096  # full-batch gradients are accumulated over chunks of this many examples
 
@@ -160,6 +162,8 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
 
     bar = tqdm(total=last, initial=t, desc=run.dir.name, unit="it", disable=None if progress and main else True,
                leave=False)
+    log_lines = progress and main and not sys.stderr.isatty()  # tqdm stays silent there
+    logged_at = time.time()
     while True:
         epoch, pos = divmod(t, per_epoch)
         if t in schedule and main:
@@ -210,6 +214,9 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
         opt.step()
         t += 1
         bar.update(1)
+        if log_lines and time.time() - logged_at >= PROGRESS_SECONDS:
+            print(f"{run.dir.name}: iteration {t}/{last}", file=sys.stderr, flush=True)
+            logged_at = time.time()
     bar.close()
     if not main:
         return
