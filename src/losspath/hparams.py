@@ -54,12 +54,16 @@ class Hparams:
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, value.strip().lower())
-        for name in ("steps", "milestones", "warmup"):
+        def step(text: str) -> str:
+            text = text.strip().lower()
+            return text + "it" if text.isascii() and text.isdigit() else text
+
+        if isinstance(self.steps, str):
+            object.__setattr__(self, "steps", step(self.steps))
+        for name in ("milestones", "warmup"):  # lists of steps, as plan_run reads them
             value = getattr(self, name)
             if isinstance(value, str):
-                parts = [p.strip().lower() for p in value.split(",")]
-                object.__setattr__(self, name, ",".join(p + "it" if p.isascii() and p.isdigit() else p for p in parts if p)
-                                   if value.strip() else "")
+                object.__setattr__(self, name, ",".join(step(p) for p in value.split(",") if p.strip()))
 
     def validate(self) -> "Hparams":
         """Raise a LosspathError naming the first value no training run can use; return self otherwise."""
