@@ -48,12 +48,14 @@ class Hparams:
     perturb_seed: int = 0
 
     def __post_init__(self):
-        """Spellings that mean the same run hash the same: names in lower case without surrounding space, step
-        lists without spaces, a bare iteration count "100" as "100it"."""
+        """Spellings that mean the same run hash the same: no surrounding space, the data set name and the
+        schedule in lower case (as they are read), steps in lower case with a bare count "100" as "100it"."""
         for name in ("dataset", "model", "activation", "bias_init", "checkpoints"):
             value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, value.strip().lower())
+            if isinstance(value, str):  # data set names and schedules are read case-blind; model names are not
+                value = value.strip()
+                object.__setattr__(self, name, value.lower() if name in ("dataset", "checkpoints") else value)
+
         def step(text: str) -> str:
             text = text.strip().lower()
             return text + "it" if text.isascii() and text.isdigit() else text
