@@ -47,3 +47,15 @@ def test_common_class_share_on_the_plateau():
     # plateau end 0.75: α = .25 and .5 count; class 0 holds 14 of 20 predictions there, shares 0.8 and 0.6
     assert common_class_share(A, counts, 0.75) == (0, pytest.approx(0.7))
     assert common_class_share(A, counts, 0.2)[0] == -1 and math.isnan(common_class_share(A, counts, 0.2)[1])
+
+
+def test_regime_bounds_and_rank_correlation():
+    from losspath.metrics import rank_correlation, regime_of
+
+    assert [regime_of(r) for r in (0.002, 0.0999, 0.1, 0.5, 1.0, 93.0, math.nan)] == [
+        "inside", "inside", "between", "between", "init-dominated", "init-dominated", "unknown"]
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties get average ranks: x ranks 1, 2.5, 2.5, 4 against y ranks 1..4 → ρ = 4.5 / sqrt(4.5 · 5)
+    assert rank_correlation([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+    assert math.isnan(rank_correlation([1, 1, 1], [1, 2, 3])) and math.isnan(rank_correlation([1, 2], [1, 2]))

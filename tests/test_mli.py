@@ -30,11 +30,14 @@ def check_unit_interval_or_nan(values):
 
 # ------------------------------------------------------------------------------------------- plateau study
 
+TINY = dict(depths=[2], init_scales=[0.25, 1.0], replicates=2, points=11,
+            train_overrides=dict(steps="60ep", stop_at_train_error=0.05), progress=False)
+
+
 @pytest.fixture(scope="module")
 def tiny_plateau(tmp_path_factory):
     base = tmp_path_factory.mktemp("mli_plateau")
-    kwargs = dict(depths=[1, 2], init_scales=[1.0], replicates=1, points=11, conv_init_scales=(),
-                  train_overrides=dict(steps="2ep"), out=base / "out", root=base / "runs", progress=False)
+    kwargs = dict(TINY, out=base / "out", root=base / "runs")
     first = mli_plateau.run_study(["digits"], **kwargs)
     return base, kwargs, first
 
@@ -44,55 +47,87 @@ def test_plateau_study_tables(tiny_plateau):
     curves, summary, biases, runs = (result[k] for k in ("curves", "summary", "biases", "runs"))
     for name in ("curves", "summary", "biases", "runs", "findings"):
         assert (base / "out" / f"{name}.{'txt' if name == 'findings' else 'csv'}").is_file()
-    for fig in ("curves_by_scheme", "plateau_vs_depth", "plateau_vs_init_scale", "last_layer_biases", "class_shares"):
+    for fig in ("plateau_vs_dominance", "curves_by_scheme", "class_shares", "last_layer_biases"):
         assert (base / "out" / f"{fig}.png").is_file() and (base / "out" / f"{fig}.pdf").is_file()
-    # 2 depths × {bias, bias-free}; bias-ful nets get 3 schemes, bias-free twins only `all` (they coincide)
-    assert len(runs) == 4 and set(runs.status) <= {"trained", "not trained"}
-    assert len(summary) == 2 * 3 + 2 and len(curves) == len(summary) * 11
-    assert set(summary[summary.bias].scheme) == {"all", "homogeneous", "weights"}
+    # 2 init scales × 2 seeds × {bias, bias-free}; bias-ful nets get 4 schemes, bias-free twins only `all`
+    assert len(runs) == 8 and set(runs.status) == {"converged"} and (runs.train_error <= 0.05).all()
+    assert len(summary) == 4 * 4 + 4 and len(curves) == len(summary) * 11
+    assert set(summary[summary.bias].scheme) == {"all", "homogeneous", "homogeneous_output", "weights"}
     assert set(summary[~summary.bias].scheme) == {"all"}
-    # tidy: one row per setting × replicate × scheme × α, read back from disk the same way
     on_disk = pd.read_csv(base / "out" / "curves.csv")
     assert list(on_disk.columns) == SETTING_COLUMNS + ["scheme", "split", "alpha", "loss", "error", "dominant_class",
-                                                        "dominant_share", "bias_argmax_share"]
+                                                        "dominant_share"]
     for _, line in on_disk.groupby(SETTING_COLUMNS + ["scheme"]):
         np.testing.assert_allclose(line.alpha, np.linspace(0, 1, 11))
     assert on_disk.split.eq("train").all()
     check_unit_interval_or_nan(on_disk.error)
-    check_unit_interval_or_nan(on_disk.dominant_share)
-    assert on_disk.dominant_class.between(0, 9).all()
-    for col in ("loss_plateau_end", "error_plateau_end", "loss_plateau_end_no_init", "error_plateau_end_no_init",
-                "bias_argmax_share_plateau", "train_error", "test_error"):
+    for col in ("loss_plateau_end", "error_plateau_end", "error_plateau_end_chance", "loss_plateau_end_logk",
+                "common_class_share", "bias_argmax_share", "train_error", "test_error"):
         check_unit_interval_or_nan(summary[col])
+    # every net carries its init-dominance ratios; the smaller init is deeper in the paper's regime
+    assert (runs.ratio_logits > 0).all() and runs[runs.bias].ratio_bias.notna().all() and runs[~runs.bias].ratio_bias.isna().all()
+    by_scale = runs[runs.bias].groupby("init_scale").ratio_logits.median()
+    assert by_scale[0.25] < by_scale[1.0]
     # biases: one row per net × class; bias-free twins have none
-    assert len(biases) == 4 * 10
+    assert len(biases) == 8 * 10
     assert biases[~biases.bias].bias_value.isna().all() and biases[biases.bias].bias_value.notna().all()
-    assert (summary[~summary.bias].bias_argmax_class == -1).all()
     ful = summary[summary.bias & (summary.scheme == "all")]
     for row in ful.itertuples():
-        b = biases[(biases.model == row.model) & biases.bias]
+        b = biases[(biases.init_scale == row.init_scale) & (biases.replicate == row.replicate) & biases.bias]
         assert row.bias_argmax_class == int(b.bias_value.to_numpy().argmax())
-    # every line ends at the trained net; `all` and `homogeneous` start at the init (`weights` holds the
-    # biases at the end, so its α = 0 is the init's weights with the trained biases)
-    assert (summary.groupby(["model", "bias"]).end_error.nunique() == 1).all()
+    # every line ends at the trained net; all and the homogeneous schemes start at the init
+    assert (summary.groupby(["init_scale", "bias", "replicate"]).end_error.nunique() == 1).all()
     from_init = summary[summary.scheme != "weights"]
-    assert (from_init.groupby(["model", "bias"]).start_error.nunique() == 1).all()
-    assert "digits" in result["text"] and "plateau" in result["text"]
+    assert (from_init.groupby(["init_scale", "bias", "replicate"]).start_error.nunique() == 1).all()
+    text = result["text"]
+    assert "converged: 8 of 8" in text and "regime per cell" in text and "OPPOSITE" not in text
 
 
-def test_last_layer_bias_and_plateau_helpers():
+def test_verdicts_are_per_cell_and_per_regime(tiny_plateau):
+    from losspath.metrics import regime_of
+    from losspath.studies.mli_verdicts import cell_table
+
+    _, _, result = tiny_plateau
+    cells = cell_table(result["summary"])
+    assert len(cells) == 2 and (cells.seeds == 2).all() and (cells.pairs == 2).all()
+    for c in cells.itertuples():
+        assert c.regime == regime_of(c.ratio)
+        # the cell's numbers are the mean of its seeds' error plateau ends
+        s = result["summary"]
+        ful = s[s.bias & (s.scheme == "all") & (s.init_scale == c.init_scale)]
+        assert c.biases == pytest.approx(ful.error_plateau_end_chance.mean())
+    for c in cells.itertuples():
+        label = {"inside": "inside the paper's regime", "between": "between the regimes",
+                 "init-dominated": "outside the paper's regime"}[c.regime]
+        assert label in result["text"]
+
+
+def test_small_init_bias_free_net_keeps_its_labels_along_the_line(tmp_path):
+    """Wang et al. 2023, introduction: with a small init, a bias-free (homogeneous) ReLU net predicts the same
+    labels along the line as at its end. Tolerance: 1 hidden layer, init ×0.01, trained to 1% training error on
+    digits: from α = 0.1 on at least 99% of the training examples keep the trained net's label."""
+    from losspath.data import load_dataset
+    from losspath.hparams import Hparams
+    from losspath.training import logits_at, model_for, train
+
+    d = load_dataset("digits")
+    hp = Hparams(dataset="digits", model="mlp_32", init_scale=0.01, bias=False, lr=0.05, momentum=0.9,
+                 steps="200ep", stop_at_train_error=0.01)
+    run = train(hp, root=tmp_path, dataset=d, progress=False)
+    assert run.done()["converged"]
+    model, start, end = model_for(hp, d), run.load_checkpoint(0), run.load_checkpoint("last")
+    final = logits_at(model, end, d.train).argmax(1)
+    for a in (0.1, 0.2, 0.5, 0.8):
+        state = {k: (1 - a) * start[k] + a * end[k] for k in start}
+        assert (logits_at(model, state, d.train).argmax(1) == final).double().mean() >= 0.99, a
+
+
+def test_last_layer_bias_helper():
     model = build_model("mlp_8_8", (1, 5), 3)
     with torch.no_grad():
         model.fc.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
     np.testing.assert_allclose(mli_plateau.last_layer_bias(model.state_dict(), 3), [0.1, -0.2, 0.3], rtol=1e-6)
     assert mli_plateau.last_layer_bias(build_model("mlp_8_8", (1, 5), 3, bias=False).state_dict(), 3) is None
-    alphas = np.linspace(0, 1, 6)
-    assert mli_plateau.plateau_share(alphas, [1, 0.8, 0.6, 0.2, 0, 0], 0.5) == pytest.approx(0.7)
-    assert math.isnan(mli_plateau.plateau_share(alphas, np.ones(6), math.nan))
-    # the init point sits above the plateau: measured from α = 0 the plateau "ends" at the first step
-    error = [0.95, 0.9, 0.9, 0.9, 0.3, 0.0]
-    no_init = mli_plateau.plateau_without_init(alphas, error, error)
-    assert no_init["error_plateau_end_no_init"] == pytest.approx(0.8)
     assert mli_plateau.convnet_for((1, 40)) == ("conv1d", 3) and mli_plateau.convnet_for((1, 8, 8)) == ("convnet6", 4)
 
 
@@ -100,8 +135,9 @@ def test_plateau_cli_rerun_reuses_runs_and_lines(tiny_plateau, capsys):
     """The same sweep through the command line: every run and line is reused, the tables come out the same."""
     base, kwargs, first = tiny_plateau
     before = sorted(str(p) for p in (base / "runs").rglob("*.safetensors"))
-    args = ["reproduce", "mli-plateau", "--data", "digits", "--depth", "1", "--depth", "2", "--init-scale", "1",
-            "--points", "11", "--steps", "2ep", "--no-convnets", "--root", str(base / "runs"), "--quiet"]
+    args = ["reproduce", "mli-plateau", "--data", "digits", "--depth", "2", "--init-scale", "0.25", "--init-scale", "1",
+            "-r", "2", "--points", "11", "--steps", "60ep", "--stop-at-train-error", "0.05",
+            "--root", str(base / "runs"), "--quiet"]
     code, out, err = run_cli(args + ["--out", str(base / "cli")], capsys)
     assert code == 0, err
     assert "digits" in out and "wrote" in out
@@ -111,7 +147,8 @@ def test_plateau_cli_rerun_reuses_runs_and_lines(tiny_plateau, capsys):
                                       pd.read_csv(base / "out" / f"{name}.csv"))
     for bad, needle in ((["--split", "val"], "split"), (["--depth", "0"], "Depths"),
                         (["--init-scale", "-1"], "Init scales"), (["--data", "nope"], "Unknown data set"),
-                        (["--hold", "middle"], "hold"), (["--threads", "0"], "--threads")):
+                        (["--hold", "middle"], "hold"), (["--threads", "0"], "--threads"),
+                        (["--stop-at-train-error", "2"], "stop-at-train-error")):
         code, out, err = run_cli(args + ["--out", str(base / "bad")] + bad, capsys)
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
@@ -131,11 +168,12 @@ def test_study_commands_are_lazy(capsys):
 @pytest.mark.slow
 def test_plateau_study_with_convnets_on_mnist1d(tmp_path):
     result = mli_plateau.run_study(["mnist1d"], depths=[1], init_scales=[0.5, 1.0], conv_init_scales=[0.5, 1.0],
-                                   points=11,
+                                   points=11, replicates=1,
                                    train_overrides=dict(steps="1ep"), out=tmp_path / "out", root=tmp_path / "runs",
                                    progress=False)
     s = result["summary"]
     assert set(s.family) == {"mlp", "conv"} and set(s[s.family == "conv"].model) == {"conv1d"}
+    assert set(result["runs"].status) == {"not converged"}  # one epoch: every net at its cap, none dropped
     check_unit_interval_or_nan(s.error_plateau_end)
 
 
@@ -219,8 +257,10 @@ def test_toy_outputs(toy_twice):
     curves = pd.read_csv(base / "a" / "curves.csv")
     assert len(curves) == 3 * 11  # 3 schemes × 11 α
     check_unit_interval_or_nan(curves.error)
-    for col in ("error_plateau_end", "loss_plateau_end", "error_plateau_end_no_init"):
+    for col in ("error_plateau_end", "loss_plateau_end", "error_plateau_end_chance", "loss_plateau_end_logk",
+                "common_class_share"):
         check_unit_interval_or_nan(a["summary"][col])
+    assert (a["summary"].ratio_bias > 0).all() and "init-dominance ratio" in a["text"]
     assert "last-learned class has the largest output bias" in a["text"]
 
 

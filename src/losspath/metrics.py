@@ -157,6 +157,16 @@ def summarize(alphas, values, prefix: str) -> dict[str, float | bool]:
 # line, so no error plateau). These measures place a line inside or outside that regime.
 
 INIT_DOMINATED_LOSS = 1.5  # a line starting above 1.5 · log K nats is dominated by its random init
+# init-dominance ratio bounds: below REGIME_INSIDE the paper's regime, from REGIME_OUTSIDE on init-dominated
+REGIME_INSIDE, REGIME_OUTSIDE = 0.1, 1.0
+
+
+def regime_of(ratio: float) -> str:
+    """"inside" the paper's regime (ratio < REGIME_INSIDE), "init-dominated" (≥ REGIME_OUTSIDE), "between", or
+    "unknown" for a ratio that is not finite."""
+    if not math.isfinite(ratio):
+        return "unknown"
+    return "inside" if ratio < REGIME_INSIDE else "init-dominated" if ratio >= REGIME_OUTSIDE else "between"
 
 
 def init_dominance(initial_logits, final_output_bias=None, final_logits=None) -> dict[str, float]:
@@ -225,3 +235,13 @@ def common_class_share(alphas, class_counts, end: float) -> tuple[int, float]:
     top = int(np.argmax(counts[on].sum(axis=0)))
     shares = counts[on, top] / counts[on].sum(axis=1)
     return top, float(np.mean(shares))
+
+
+def rank_correlation(x, y) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN with fewer than 3 points or no spread."""
+    import pandas as pd  # its rank() averages ties
+
+    frame = pd.DataFrame(dict(x=list(x), y=list(y))).dropna()
+    if len(frame) < 3 or frame.x.nunique() < 2 or frame.y.nunique() < 2:
+        return math.nan
+    return float(frame.x.rank().corr(frame.y.rank()))

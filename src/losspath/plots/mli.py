@@ -10,119 +10,106 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..metrics import REGIME_INSIDE, REGIME_OUTSIDE
 from .common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
 
 SCHEME_STYLE = {"all": dict(color=PALETTE[0], ls="-"), "homogeneous": dict(color=PALETTE[1], ls="--"),
-                "weights": dict(color=PALETTE[2], ls=":")}
+                "homogeneous_output": dict(color=PALETTE[4], ls="-."), "weights": dict(color=PALETTE[2], ls=":")}
 CLASS_COLORS = plt.get_cmap("tab10").colors
 
 
-def _featured(summary, dataset: str) -> dict | None:
-    """The net each study figure shows for `dataset`: the deepest bias-ful MLP at the init scale closest to 1
-    (replicate 0), preferring a trained one."""
+def featured_net(summary, dataset: str) -> dict | None:
+    """The net the study's figures show for `dataset`: the bias-ful MLP at the smallest init scale where one
+    converged, the deepest there, replicate 0 (the paper's regime, as far as this sweep reaches it)."""
     s = summary[(summary.dataset == dataset) & (summary.family == "mlp") & summary.bias & (summary.replicate == 0)
                 & (summary.scheme == "all")]
     if s.empty:
         return None
-    s = s.assign(_trained=s.trained.astype(int), _dist=(np.log(s.init_scale)).abs())
-    row = s.sort_values(["_trained", "depth", "_dist"], ascending=[False, False, True]).iloc[0]
-    return dict(depth=int(row.depth), init_scale=float(row.init_scale), trained=bool(row.trained))
+    s = s.assign(_ok=(s.status == "converged").astype(int))
+    row = s.sort_values(["_ok", "init_scale", "depth"], ascending=[False, True, False]).iloc[0]
+    return dict(depth=int(row.depth), init_scale=float(row.init_scale), converged=bool(row._ok),
+                ratio=float(row.ratio_logits))
 
 
-def _select(frame, dataset, depth, scale, bias, family="mlp", replicate=0):
-    return frame[(frame.dataset == dataset) & (frame.family == family) & (frame.depth == depth)
+def _select(frame, dataset, depth, scale, bias, replicate=0):
+    return frame[(frame.dataset == dataset) & (frame.family == "mlp") & (frame.depth == depth)
                  & np.isclose(frame.init_scale, scale) & (frame.bias == bias) & (frame.replicate == replicate)]
 
 
-def plot_curves(curves, summary, path) -> list[Path]:
-    """Loss (top) and error (bottom) along init → final for the featured deep net of each data set, one line
-    per scheme, and its bias-free twin (plain interpolation) in black."""
+def _title(name: str, f: dict) -> str:
+    return (f"{name}: {f['depth']} hidden, init ×{f['init_scale']:g}, r = {f['ratio']:.2g}"
+            + ("" if f["converged"] else " (not converged)"))
+
+
+def plot_plateau_vs_dominance(summary, path) -> list[Path]:
+    """Error plateau end (against chance) of every converged MLP against its init-dominance ratio, one panel
+    per data set: with biases (scheme all), bias-free twins, and the two homogeneous schemes."""
     setup_style()
     names = list(dict.fromkeys(summary.dataset))
-    fig, axes = plt.subplots(2, len(names), figsize=(COLUMN_WIDTH * len(names) / 1.4, 3.6), squeeze=False,
-                             sharex=True)
-    for j, name in enumerate(names):
-        f = _featured(summary, name)
-        if f is None:
-            continue
-        for scheme, style in SCHEME_STYLE.items():
-            c = _select(curves, name, f["depth"], f["init_scale"], True)
-            c = c[c.scheme == scheme]
-            axes[0, j].plot(c.alpha, c.loss, label=scheme, **style)
-            axes[1, j].plot(c.alpha, c.error, label=scheme, **style)
-        free = _select(curves, name, f["depth"], f["init_scale"], False)
-        free = free[free.scheme == "all"]
-        if len(free):
-            axes[0, j].plot(free.alpha, free.loss, color="black", lw=0.8, label="no biases")
-            axes[1, j].plot(free.alpha, free.error, color="black", lw=0.8, label="no biases")
-        axes[0, j].set_title(f"{name}: {f['depth']} hidden layers, init ×{f['init_scale']:g}"
-                             + ("" if f["trained"] else " (not trained)"))
-        axes[1, j].set_xlabel("α (0 = init, 1 = trained)")
-    axes[0, 0].set_ylabel("training loss")
-    axes[1, 0].set_ylabel("training error")
-    axes[0, 0].legend(frameon=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(COLUMN_WIDTH * len(names) / 1.2, 2.4), squeeze=False,
+                             sharey=True)
+    s = summary[(summary.status == "converged") & (summary.family == "mlp")]
+    variants = (("with biases", True, "all", PALETTE[0], "o"), ("bias-free twin", False, "all", "black", "x"),
+                ("homogeneous", True, "homogeneous", PALETTE[1], "^"),
+                ("output-bias homog.", True, "homogeneous_output", PALETTE[4], "v"))
+    for ax, name in zip(axes[0], names):
+        d = s[s.dataset == name]
+        ratio = d[d.bias & (d.scheme == "all")].set_index(["depth", "init_scale", "replicate"]).ratio_logits
+        for label, bias, scheme, color, marker in variants:
+            v = d[(d.bias == bias) & (d.scheme == scheme)].set_index(["depth", "init_scale", "replicate"])
+            x = ratio.reindex(v.index)  # a twin is placed at its bias-ful sibling's ratio
+            ax.scatter(x, v.error_plateau_end_chance, s=9, color=color, marker=marker, label=label, lw=0.8)
+        ax.axvline(REGIME_INSIDE, color="grey", lw=0.6, ls=":")
+        ax.axvline(REGIME_OUTSIDE, color="grey", lw=0.6, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlabel("init-dominance ratio r")
+        ax.set_title(f"{name} (left of dotted: the paper's regime)")
+    axes[0, 0].set_ylabel("error plateau end α (vs chance)")
+    axes[0, 0].set_ylim(0, 1.02)
+    axes[0, 0].legend(frameon=False, fontsize=6)
     return save_figure(fig, path)
 
 
-def plot_plateau_vs(summary, x: str, path) -> list[Path]:
-    """Plateau end (error top, loss bottom; scheme `all`, trained nets, mean over replicates) against `x`
-    ("depth": a line per init scale, bias-free twins dashed; "init_scale": a line per depth and the convnet)."""
+def plot_curves(curves, summary, path) -> list[Path]:
+    """Loss (top) and error (bottom) along init → final for the featured net of each data set, one line per
+    scheme, and its bias-free twin in black."""
     setup_style()
-    s = summary[(summary.scheme == "all") & summary.trained]
     names = list(dict.fromkeys(summary.dataset))
-    fig, axes = plt.subplots(2, len(names), figsize=(COLUMN_WIDTH * len(names) / 1.4, 3.6), squeeze=False,
-                             sharex=True, sharey=True)
+    fig, axes = plt.subplots(2, len(names), figsize=(COLUMN_WIDTH * len(names) / 1.2, 3.6), squeeze=False,
+                             sharex=True)
     for j, name in enumerate(names):
-        d = s[s.dataset == name]
-        for i, metric in enumerate(("error_plateau_end", "loss_plateau_end")):
-            ax = axes[i, j]
-            if x == "depth":
-                mlp = d[d.family == "mlp"]
-                for k, (scale, g) in enumerate(mlp.groupby("init_scale")):
-                    for bias, ls in ((True, "-"), (False, "--")):
-                        m = g[g.bias == bias].groupby("depth")[metric].mean()
-                        ax.plot(m.index, m.to_numpy(), ls=ls, marker="o", ms=3, color=PALETTE[k % len(PALETTE)],
-                                label=f"init ×{scale:g}" if bias else None)
-                ax.set_xscale("log", base=2)
-                ax.set_xticks(sorted(mlp.depth.unique()), [str(v) for v in sorted(mlp.depth.unique())])
-            else:
-                biased = d[d.bias]
-                groups = [(f"{dep} hidden", g) for dep, g in biased[biased.family == "mlp"].groupby("depth")]
-                groups += [(model, g) for model, g in biased[biased.family == "conv"].groupby("model")]
-                for k, (label, g) in enumerate(groups):
-                    m = g.groupby("init_scale")[metric].mean()
-                    ax.plot(m.index, m.to_numpy(), marker="o", ms=3, color=PALETTE[k % len(PALETTE)], label=label,
-                            ls="-" if "hidden" in label else "-.")
-                ax.set_xscale("log", base=2)
-                ticks = sorted(d.init_scale.unique())
-                ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
-            ax.set_ylim(0, 1.02)
-        axes[0, j].set_title(name + (" (dashed: bias-free twins)" if x == "depth" else " (nets with biases)"))
-        if x != "depth" and axes[0, j].get_legend_handles_labels()[0]:
-            axes[0, j].legend(frameon=False, fontsize=6)
-        axes[1, j].set_xlabel("hidden layers" if x == "depth" else "init scale (× Kaiming)")
-    axes[0, 0].set_ylabel("error plateau end α")
-    axes[1, 0].set_ylabel("loss plateau end α")
-    handles = [h for ax in axes[0] for h in [ax.get_legend_handles_labels()] if h[0]]
-    if handles and x == "depth":
-        axes[0, -1].legend(*handles[0], frameon=False, fontsize=6)
+        f = featured_net(summary, name)
+        if f is None:
+            continue
+        c = _select(curves, name, f["depth"], f["init_scale"], True)
+        for scheme, style in SCHEME_STYLE.items():
+            line = c[c.scheme == scheme]
+            axes[0, j].plot(line.alpha, line.loss, label=scheme, **style)
+            axes[1, j].plot(line.alpha, line.error, label=scheme, **style)
+        free = _select(curves, name, f["depth"], f["init_scale"], False)
+        axes[0, j].plot(free.alpha, free.loss, color="black", lw=0.8, label="no biases")
+        axes[1, j].plot(free.alpha, free.error, color="black", lw=0.8, label="no biases")
+        axes[0, j].set_title(_title(name, f))
+        axes[1, j].set_xlabel("α (0 = init, 1 = trained)")
+    axes[0, 0].set_ylabel("training loss")
+    axes[1, 0].set_ylabel("training error")
+    axes[0, 0].legend(frameon=False, fontsize=6)
     return save_figure(fig, path)
 
 
 def plot_biases(biases, summary, path) -> list[Path]:
     """Final last-layer bias per class of each data set's featured net; the number on a bar is the order in
-    which that class was learned (1 = first), the darkest bar the argmax class."""
+    which that class was learned (1 = first), the orange bar the argmax class."""
     setup_style()
     names = list(dict.fromkeys(summary.dataset))
-    fig, axes = plt.subplots(1, len(names), figsize=(COLUMN_WIDTH * len(names) / 1.4, 1.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(COLUMN_WIDTH * len(names) / 1.2, 1.9), squeeze=False)
     for j, name in enumerate(names):
-        f, ax = _featured(summary, name), axes[0, j]
+        f, ax = featured_net(summary, name), axes[0, j]
         if f is None:
             continue
         b = _select(biases, name, f["depth"], f["init_scale"], True).sort_values("cls")
         top = int(b.bias_value.to_numpy().argmax())
-        colors = [PALETTE[1] if i == top else PALETTE[5] for i in range(len(b))]
-        ax.bar(b.cls, b.bias_value, color=colors)
+        ax.bar(b.cls, b.bias_value, color=[PALETTE[1] if i == top else PALETTE[5] for i in range(len(b))])
         span = float(np.ptp(b.bias_value.to_numpy())) or 1.0
         for c, v, r in zip(b.cls, b.bias_value, b.learned_rank):
             ax.text(c, v + (0.04 if v >= 0 else -0.04) * span, str(r) if r > 0 else "–", ha="center",
@@ -130,37 +117,39 @@ def plot_biases(biases, summary, path) -> list[Path]:
         ax.axhline(0, color="black", lw=0.5)
         ax.set_xticks(b.cls)
         ax.set_xlabel("class (number: order learned)")
-        ax.set_title(f"{name}: {f['depth']} hidden layers, init ×{f['init_scale']:g}")
+        ax.set_title(_title(name, f))
     axes[0, 0].set_ylabel("last-layer bias")
     return save_figure(fig, path)
 
 
-def plot_class_shares(shares: dict, summary, path, schemes=("all", "homogeneous")) -> list[Path]:
+def plot_class_shares(shares: dict, summary, path, schemes=("all", "homogeneous", "homogeneous_output")) -> list[Path]:
     """Share of examples predicted as each class along α for the featured net of each data set, one row per
-    scheme; the vertical line is the error plateau end, the hatched class the argmax of the last-layer bias."""
+    scheme; dashed: the error plateau end (vs chance); hatched: the argmax class of the last-layer bias.
+    `shares` maps each net's Setting to {scheme: points × K shares}."""
     setup_style()
     names = list(dict.fromkeys(summary.dataset))
-    fig, axes = plt.subplots(len(schemes), len(names), figsize=(COLUMN_WIDTH * len(names) / 1.4, 1.7 * len(schemes)),
+    fig, axes = plt.subplots(len(schemes), len(names), figsize=(COLUMN_WIDTH * len(names) / 1.2, 1.6 * len(schemes)),
                              squeeze=False, sharex=True, sharey=True)
     for j, name in enumerate(names):
-        f = _featured(summary, name)
+        f = featured_net(summary, name)
         if f is None:
             continue
-        per = shares.get((name, f["depth"], f["init_scale"], True), {})
+        per = next((v for k, v in shares.items() if (k.dataset, k.family, k.depth, k.bias, k.seed) ==
+                    (name, "mlp", f["depth"], True, 0) and math.isclose(k.init_scale, f["init_scale"])), {})
         row = _select(summary, name, f["depth"], f["init_scale"], True)
         for i, scheme in enumerate(schemes):
             ax = axes[i, j]
             if scheme not in per:
                 continue
             sh = per[scheme]
-            alphas = np.linspace(0, 1, sh.shape[0])
-            polys = ax.stackplot(alphas, sh.T, colors=[CLASS_COLORS[c % 10] for c in range(sh.shape[1])], lw=0)
+            polys = ax.stackplot(np.linspace(0, 1, sh.shape[0]), sh.T,
+                                 colors=[CLASS_COLORS[c % 10] for c in range(sh.shape[1])], lw=0)
             r = row[row.scheme == scheme]
             top = int(r.bias_argmax_class.iloc[0]) if len(r) else -1
             if top >= 0:
                 polys[top].set_hatch("////")
                 polys[top].set_edgecolor("white")
-            end = float(r.error_plateau_end.iloc[0]) if len(r) else math.nan
+            end = float(r.error_plateau_end_chance.iloc[0]) if len(r) else math.nan
             if math.isfinite(end):
                 ax.axvline(end, color="black", lw=0.8, ls="--")
             ax.set_ylim(0, 1)
@@ -175,11 +164,10 @@ def draw_plateau_study(tables: dict, shares: dict, out) -> list[Path]:
     """All figures of `losspath reproduce mli-plateau`; returns the files written."""
     out = Path(out)
     curves, summary, biases = tables["curves"], tables["summary"], tables["biases"]
-    files = plot_curves(curves, summary, out / "curves_by_scheme")
-    files += plot_plateau_vs(summary, "depth", out / "plateau_vs_depth")
-    files += plot_plateau_vs(summary, "init_scale", out / "plateau_vs_init_scale")
-    files += plot_biases(biases, summary, out / "last_layer_biases")
+    files = plot_plateau_vs_dominance(summary, out / "plateau_vs_dominance")
+    files += plot_curves(curves, summary, out / "curves_by_scheme")
     files += plot_class_shares(shares, summary, out / "class_shares")
+    files += plot_biases(biases, summary, out / "last_layer_biases")
     return files
 
 
@@ -216,12 +204,12 @@ def plot_toy_dynamics(dynamics, path, init_scale: float | None = None) -> list[P
 
 def plot_toy_plateau(summary, path) -> list[Path]:
     """Plateau end (scheme all, trained nets, mean over replicates) against depth r (a line per init scale,
-    left) and against init scale (a line per r, right); error (measured from the first α > 0) on top, loss
-    below."""
+    left) and against init scale (a line per r, right); error (against chance) on top, loss (against log K)
+    below, both from the first α > 0."""
     setup_style()
     s = summary[summary.scheme == "all"]
     fig, axes = plt.subplots(2, 2, figsize=(COLUMN_WIDTH * 1.6, 3.4), sharey=True, sharex="col")
-    for i, col in enumerate(("error_plateau_end_no_init", "loss_plateau_end")):
+    for i, col in enumerate(("error_plateau_end_chance", "loss_plateau_end_logk")):
         for k, (scale, g) in enumerate(s.groupby("init_scale")):
             m = g.groupby("r")[col].mean()
             axes[i, 0].plot(m.index, m.to_numpy(), marker="o", ms=3, color=PALETTE[k % len(PALETTE)],

@@ -108,9 +108,8 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
     from ..errors import LosspathError, TrainingDiverged
     from ..hparams import Hparams
     from ..lines import run_line
-    from ..metrics import summarize
-    from ..training import evaluate, model_for, train
-    from .mli_plateau import plateau_without_init
+    from ..metrics import common_class_share, init_dominance, regime_plateaus, summarize
+    from ..training import evaluate, logits_at, model_for, train
 
     depths, init_scales = [int(d) for d in depths], [float(s) for s in init_scales]
     if not depths or min(depths) < 1:
@@ -151,6 +150,8 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
                                 final_weight_norm=row.weight_norm, final_bias=row.bias_value))
         bias = final.bias_value.to_numpy()
         top = int(bias.argmax())
+        dominance = init_dominance(logits_at(model, load_state(run.checkpoint(0)), data.train), bias,
+                                   logits_at(model, model.state_dict(), data.train))
         # the last-learned class: largest learned step (a class never learned counts as learned last); with the
         # checkpoint grid several classes can tie, and the largest-bias class counts as last if it is among them
         when = np.where(learned < 0, np.inf, learned)
@@ -163,10 +164,12 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
                                             alpha=line.alphas, loss=line.loss, error=line.error,
                                             dominant_class=shares.argmax(1), bias_argmax_share=shares[:, top])))
             m = summarize(line.alphas, line.loss, "loss") | summarize(line.alphas, line.error, "error")
-            m |= plateau_without_init(line.alphas, line.loss, line.error)
-            on = (line.alphas > 0) & (line.alphas < m["error_plateau_end_no_init"])
+            m |= regime_plateaus(line.alphas, line.loss, line.error, data.num_classes)
+            on = (line.alphas > 0) & (line.alphas < m["error_plateau_end_chance"])
+            common, common_share = common_class_share(line.alphas, line.class_counts, m["error_plateau_end_chance"])
             summary.append(dict(**key, scheme=scheme, status=status, final_error=line.error[-1],
-                                final_loss=line.loss[-1], **m, last_learned_class=last_learned,
+                                final_loss=line.loss[-1], **m, **dominance, common_class=common,
+                                common_class_share=common_share, last_learned_class=last_learned,
                                 last_learned_tied=tied, largest_bias_class=top,
                                 last_learned_has_largest_bias=bool(when[top] == when.max()),
                                 bias_spread=float(bias.max() - bias.min()),
@@ -206,7 +209,7 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
 
 def describe(tables: dict, strengths, training: dict) -> str:
     """The printed summary: learning order and biases per run, and the plateau against r and init scale."""
-    from .mli_plateau import _rank_corr, _verdict
+    from ..metrics import rank_correlation, regime_of
 
     s, c = tables["summary"], tables["classes"]
     ran = s[(s.status != "diverged") & (s.scheme == "all")]
@@ -230,30 +233,44 @@ def describe(tables: dict, strengths, training: dict) -> str:
         order = " ".join(f"{int(x.cls)}@{int(x.learned_step)}" for x in g.sort_values("learned_step").itertuples())
         lines.append(f"    r={row.r} init ×{row.init_scale:g} seed {row.replicate}: learned (class@iteration) {order}; "
                      f"final biases {' '.join(f'{b:+.2f}' for b in g.final_bias)}")
-    for col, what in (("error_plateau_end_no_init", "error plateau end (measured from the first α > 0)"),
-                      ("loss_plateau_end", "loss plateau end")):
+    ratios = ok.groupby("init_scale").ratio_bias.median()
+    lines.append("  init-dominance ratio (std of the initial logits ÷ spread of the final output bias), median per "
+                 "init scale: " + ", ".join(f"×{v:g}: {r:.2g} ({regime_of(r)})" for v, r in ratios.items()))
+    for col, what in (("error_plateau_end_chance", "error plateau end (against chance, from the first α > 0)"),
+                      ("loss_plateau_end_logk", "loss plateau end (against log K, from the first α > 0)")):
         table = ok.groupby(["r", "init_scale"])[col].mean().unstack()
         lines.append(f"  {what}, scheme all; rows r, columns init scale:")
         lines.append("    r  " + " ".join(f"{v:>6g}" for v in table.columns))
         for r, row in table.iterrows():
             lines.append(f"    {r:<2d} " + " ".join(f"{v:6.2f}" for v in row.to_numpy()))
-    for col, what in (("error_plateau_end_no_init", "error"), ("loss_plateau_end", "loss")):
-        rho_r, rho_s = _rank_corr(ok.r, ok[col]), _rank_corr(ok.init_scale, ok[col])
-        lines.append(f"  {what}: deeper → longer plateau? ρ(r, end) = {rho_r:+.2f}: {_verdict(rho_r, +1)}; "
-                     f"smaller init → longer? ρ(init scale, end) = {rho_s:+.2f}: {_verdict(rho_s, -1)}")
+    inside = ok[ok.ratio_bias.map(regime_of) == "inside"]
+    for col, what in (("error_plateau_end_chance", "error"), ("loss_plateau_end_logk", "loss")):
+        rho_r, rho_s = rank_correlation(inside.r, inside[col]), rank_correlation(inside.init_scale, inside[col])
+        lines.append(f"  {what}, nets inside the paper's regime ({len(inside)}): deeper → longer plateau? ρ(r, end) = "
+                     f"{rho_r:+.2f}: {_trend(rho_r, +1)}; smaller init → longer? ρ(init scale, end) = {rho_s:+.2f}: "
+                     f"{_trend(rho_s, -1)}")
     lines.append(f"  (error plateau end measured from α = 0 itself, as metrics.plateau_end does: mean "
-                 f"{ok.error_plateau_end.mean():.2f}, vs {ok.error_plateau_end_no_init.mean():.2f} from the first "
-                 "α > 0)")
+                 f"{ok.error_plateau_end.mean():.2f}, vs {ok.error_plateau_end_chance.mean():.2f} against chance from "
+                 "the first α > 0)")
     keys = ["r", "init_scale", "replicate"]
     for scheme in ("homogeneous", "weights"):
         o = s[(s.status == "trained") & (s.scheme == scheme)].merge(ok[keys], on=keys)
         if len(o):
-            lines.append(f"  scheme {scheme}: mean error plateau end {o.error_plateau_end_no_init.mean():.2f}, loss "
-                         f"{o.loss_plateau_end.mean():.2f} (scheme all: {ok.error_plateau_end_no_init.mean():.2f}, "
-                         f"{ok.loss_plateau_end.mean():.2f})")
+            lines.append(f"  scheme {scheme}: mean error plateau end {o.error_plateau_end_chance.mean():.2f}, loss "
+                         f"{o.loss_plateau_end_logk.mean():.2f} (scheme all: {ok.error_plateau_end_chance.mean():.2f}, "
+                         f"{ok.loss_plateau_end_logk.mean():.2f})")
     lines.append(f"  on the error plateau a mean {ok.bias_argmax_share_plateau.mean():.0%} of examples are predicted "
-                 "as the argmax-bias class (scheme all)")
+                 f"as the argmax-bias class, {ok.common_class_share.mean():.0%} as one common class (scheme all)")
     return "\n".join(lines)
+
+
+def _trend(rho: float, expected_sign: int) -> str:
+    """A rank correlation read against the paper's predicted sign."""
+    if not math.isfinite(rho):
+        return "not measurable here"
+    if abs(rho) < 0.2:
+        return "no clear trend (the paper predicts one)"
+    return "agrees with the paper" if rho * expected_sign > 0 else "disagrees with the paper"
 
 
 def cli(

@@ -22,3 +22,16 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 1000, device: str
         n += len(y)
     model.train(was_training)
     return loss_sum / n, wrong / n
+
+
+@torch.inference_mode()
+def logits_at(model: nn.Module, state: dict, split: Split, batch_size: int = 1000) -> torch.Tensor:
+    """The model's outputs at `state` (loaded functionally; the model's own weights are untouched) over the
+    whole split, in eval mode, as float64 (N × K)."""
+    from torch.func import functional_call
+
+    was_training = model.training
+    model.eval()
+    out = torch.cat([functional_call(model, state, (x,)).double() for x, _ in split.batches(batch_size)])
+    model.train(was_training)
+    return out
