@@ -95,9 +95,10 @@ def is_monotone(values, tol: float = 0.0) -> bool:
 
 
 def plateau_end(alphas, values, fraction: float = 0.1) -> float:
-    """Wang et al. 2023 (the biased view of MLI), the plateau's length: the first α at which v has fallen by
+    """The length of a plateau (the phenomenon Wang et al. 2023 explain): the first α at which v has fallen by
     `fraction` of its total drop, v(α) ≤ v(α_0) − fraction·[v(α_0) − v(α_last)]. NaN if v does not drop
-    (or the drop is not finite)."""
+    (or the drop is not finite). The 10% rule is our choice, not the paper's: its plateau definition could not
+    be recovered. Measured from α_0 (the init itself); see `plateau_end_from` for a plateau at a fixed level."""
     a, v = _curve(alphas, values)
     if v.size == 0:
         return math.nan
