@@ -1,0 +1,260 @@
+"""Git Re-Basin (Ainsworth, Hayase & Srinivasa 2023, Fig. 2 and the width plot) with REPAIR's BatchNorm point
+(Jordan, Sedghi, Saukh, Entezari & Neyshabur 2023).
+
+For each setting (a network family on embedded data), width and pair of seeds: train two replicates from
+different seeds (init and data order), then evaluate the line from A to B three ways — naive, B permuted by
+weight matching, B permuted by activation matching (losspath.align) — and, for networks with BatchNorm, both
+with interpolated running statistics and with statistics recomputed at every point on the training set.
+Report the loss and error barrier heights (max along the line minus the mean of the ends, the definition
+Ainsworth et al. use for the loss barrier) and the chord barriers (Entezari et al. 2022).
+The recipe: Hparams → sweeps executor (train_job, aligned_lines.aligned_line_job) → metrics → plots.rebasin.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import torch
+import typer
+from torch import nn
+
+from ..aligned_lines import METHODS, aligned_line_job
+from ..checkpoints import atomic_write_text
+from ..errors import LosspathError
+from ..hparams import Hparams
+from ..metrics import barrier, barrier_height
+from ..store import Run
+from ..sweeps import cached_dataset, check_threads, make_executor, train_job
+from ..training import model_for
+from . import echo_result, study_app
+
+
+@dataclass(frozen=True)
+class WidthSetting:
+    """A network family with a width parameter on a data set, with its training hyperparameters."""
+
+    dataset: str
+    model: str  # with {w} where the width goes
+    widths: tuple[int, ...]
+    train: dict = field(default_factory=dict)
+    note: str = ""
+
+
+SETTINGS = {
+    "mnist5k-mlp": WidthSetting("mnist5k", "mlp_{w}_{w}_{w}", (32, 128, 512), dict(lr=0.1, batch_size=128, steps="10ep"),
+                                "MLP with three hidden layers of width w (Git Re-Basin's MNIST MLP has w = 512) on "
+                                "5,000 real MNIST digits, plain SGD"),
+    "mnist1d-resnet": WidthSetting("mnist1d", "resnet1d_8_{w}", (4, 8, 16),
+                                   dict(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, steps="16ep",
+                                        milestones="8ep,12ep"),
+                                   "8-layer 1-D ResNet with BatchNorm, first-stage width w, the CIFAR-ResNet recipe "
+                                   "scaled down as in frankle2020's mnist1d-resnet"),
+}
+DEFAULT_SETTINGS = tuple(SETTINGS)
+CAPTIONS = {
+    "rebasin_lines": "Test loss along the line between two replicates trained from different seeds (widest "
+                     "network of each setting): naive, and with the second permuted by weight or activation "
+                     "matching; with BatchNorm, solid: statistics recomputed at every point, dashed: interpolated "
+                     "(Git Re-Basin Fig. 2; REPAIR).",
+    "rebasin_width": "Test loss barrier height (max along the line minus the mean of the ends) against width, "
+                     "naive vs aligned; with BatchNorm, solid: statistics recomputed, dashed: interpolated "
+                     "(Git Re-Basin's width plot).",
+}
+
+
+def hparams_for(name: str, width: int, seed: int, steps: str | None = None) -> Hparams:
+    """Replicate `seed` (its init and data order) of setting `name` at `width`."""
+    if name not in SETTINGS:
+        raise LosspathError(f"Unknown setting {name!r}; known settings: {', '.join(SETTINGS)}.")
+    s = SETTINGS[name]
+    if not isinstance(width, int) or width < 1:
+        raise LosspathError(f"Widths must be positive integers, not {width!r}.")
+    train = dict(s.train, **({"steps": steps} if steps else {}))
+    return Hparams(dataset=s.dataset, model=s.model.format(w=width), seed=seed, **train)
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: int = 1, points: int = 11,
+              split: str = "test", methods=METHODS, bn_batches: int | None = None, out: str | Path = "results/rebasin", root=None, data_root=None,
+              steps: str | None = None, device=None, progress: bool = True, executor: str = "local",
+              scheduler: str | None = None, workers: int | None = None, threads: int | None = None) -> dict:
+    """Train (or reuse) every replicate, evaluate every line, write runs.csv, curves.csv, summary.csv, the
+    figures and the report. `widths` maps a setting to its widths (default: the setting's own); `bn_batches`
+    limits the training batches BatchNorm statistics are recomputed from (default: the whole training split)."""
+    settings = list(settings)
+    check_threads(threads)
+    for name in [*settings, *(widths or {})]:
+        if name not in SETTINGS:
+            raise LosspathError(f"Unknown setting {name!r}; known settings: {', '.join(SETTINGS)}.")
+    widths = {name: tuple((widths or {}).get(name) or SETTINGS[name].widths) for name in settings}
+    for name in settings:
+        for w in widths[name]:
+            hparams_for(name, w, 0, steps).validate()
+    if bn_batches is not None and bn_batches < 1:
+        raise LosspathError(f"--bn-batches must be at least 1, not {bn_batches}.")
+    if pairs < 1 or points < 3:
+        raise LosspathError("--pairs must be at least 1 and --points at least 3.")
+    if split not in ("train", "test"):
+        raise LosspathError(f"Unknown split {split!r}; use 'train' or 'test'.")
+    if not methods or any(m not in METHODS for m in methods):
+        raise LosspathError(f"--method must be one of {', '.join(METHODS)}.")
+    root, data_root = (str(p) if p is not None else None for p in (root, data_root))
+    out, started = Path(out), time.time()
+    threads = threads or torch.get_num_threads()
+
+    runs, lines, modes = {}, {}, {}
+    ex = make_executor(executor, scheduler=scheduler, workers=workers)
+    try:
+        for name in settings:
+            for w in widths[name]:
+                hp = hparams_for(name, w, 0, steps)
+                modes[name, w] = ("recompute", "interpolate") if has_batchnorm(
+                    model_for(hp, cached_dataset(hp.dataset, data_root))) else ("interpolate",)
+                for seed in range(2 * pairs):
+                    runs[name, w, seed] = ex.submit(train_job, hparams_for(name, w, seed, steps), root, data_root,
+                                                    device, threads)
+                for p in range(pairs):
+                    for method in methods:
+                        for bn in modes[name, w]:
+                            options = dict(split=split, points=points, batchnorm=bn, device=device,
+                                           bn_batches=bn_batches if bn == "recompute" else None)
+                            lines[name, w, p, method, bn] = ex.submit(aligned_line_job, runs[name, w, 2 * p],
+                                                                      runs[name, w, 2 * p + 1], method, data_root,
+                                                                      options, threads)
+        run_dirs = dict(zip(runs, ex.gather(list(runs.values()), "training", progress)))
+        results = dict(zip(lines, ex.gather(list(lines.values()), "lines", progress)))
+    finally:
+        ex.close()
+
+    tables = _tables(run_dirs, results, split)
+    out.mkdir(parents=True, exist_ok=True)
+    for key, frame in tables.items():
+        atomic_write_text(out / f"{key}.csv", frame.to_csv(index=False))
+    from ..plots.rebasin import draw_all
+
+    figures = draw_all(tables["curves"], tables["summary"], out)
+    text = describe(tables)
+    atomic_write_text(out / "findings.txt", text + "\n")
+    from ..report import write_report, write_study_metadata
+
+    write_study_metadata(out, study="rebasin", captions=CAPTIONS, seconds=time.time() - started, device=device,
+                         settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, widths=list(widths[n]),
+                                           **SETTINGS[n].train) for n in settings},
+                         options=dict(pairs=pairs, points=points, split=split, methods=list(methods), steps=steps,
+                                      bn_batches=bn_batches,
+                                      executor=executor, threads=threads),
+                         summary_keys=["setting", "width", "method", "batchnorm"])
+    report = write_report(out)
+    return dict(**tables, figures=figures, text=text, report=report, seconds=time.time() - started)
+
+
+def _tables(run_dirs: dict, results: dict, split: str) -> dict:
+    runs = []
+    for (name, w, seed), d in run_dirs.items():
+        done = Run.open(d).done()
+        runs.append(dict(setting=name, width=w, seed=seed, run=d, test_loss=done["test_loss"],
+                         test_error=done["test_error"], last_step=done["last_step"]))
+    curves, summary = [], []
+    for (name, w, p, method, bn), line in results.items():
+        keys = dict(setting=name, width=w, pair=p, method=method, batchnorm=bn, split=split)
+        curves.append(pd.DataFrame(dict(keys, alpha=line.alphas, loss=line.loss, error=line.error)))
+        summary.append(dict(keys, loss_barrier_height=barrier_height(line.loss),
+                            error_barrier_height=barrier_height(line.error), loss_barrier=barrier(line.alphas, line.loss),
+                            error_barrier=barrier(line.alphas, line.error), loss_a=line.loss[0], loss_b=line.loss[-1],
+                            error_a=line.error[0], error_b=line.error[-1], distance=line.distance))
+    return dict(runs=pd.DataFrame(runs), curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary))
+
+
+def describe(tables: dict) -> str:
+    """Per setting and width: the replicates' test error, and the loss (error) barrier height of each line."""
+    summary, runs = tables["summary"], tables["runs"]
+    lines = []
+    for name in dict.fromkeys(summary.setting):
+        lines.append(f"{name}: loss barrier height (error barrier height) on the {summary.split.iloc[0]} set, "
+                     f"mean over {summary.pair.nunique()} pair(s) of seeds")
+        per = summary[summary.setting == name]
+        for w in sorted(per.width.unique()):
+            r = runs[(runs.setting == name) & (runs.width == w)]
+            lines.append(f"  width {w}: replicates' test error {r.test_error.mean():.3f}")
+            for bn in dict.fromkeys(per.batchnorm):
+                rows = per[(per.width == w) & (per.batchnorm == bn)].groupby("method", sort=False)
+                values = ", ".join(f"{m} {g.loss_barrier_height.mean():.3f} ({g.error_barrier_height.mean():.3f})"
+                                   for m, g in rows)
+                label = "" if per.batchnorm.nunique() == 1 else f" [BatchNorm {bn}]"
+                lines.append(f"    {values}{label}")
+        lines.append(_trend(per))
+    return "\n".join(lines)
+
+
+def _trend(per: pd.DataFrame) -> str:
+    """One sentence: does weight matching lower the barrier, and does the aligned barrier fall with width?"""
+    bn = "recompute" if (per.batchnorm == "recompute").any() else "interpolate"
+    rows = per[per.batchnorm == bn].groupby(["width", "method"]).loss_barrier_height.mean().unstack()
+    if not {"naive", "weight"} <= set(rows.columns):
+        return ""
+    lower = int((rows.weight < rows.naive).sum())
+    widths = rows.index.tolist()
+    where = " (BatchNorm statistics recomputed)" if bn == "recompute" else ""
+    text = f"  weight matching lowers the loss barrier at {lower} of {len(widths)} widths{where}"
+    if len(widths) < 2:
+        return text
+    falls = bool((rows.weight.diff().dropna() <= 0).all())
+    return (f"{text}; the weight-matched barrier {'falls' if falls else 'does not fall'} monotonically with width "
+            f"({rows.weight.iloc[0]:.3f} at width {widths[0]} → {rows.weight.iloc[-1]:.3f} at width {widths[-1]})")
+
+
+def _parse_widths(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        name, _, values = item.partition("=")
+        try:
+            out[name] = tuple(int(v) for v in values.split(",") if v.strip())
+        except ValueError:
+            raise LosspathError(f"--widths takes SETTING=W1,W2,..., not {item!r}.") from None
+        if not out[name]:
+            raise LosspathError(f"--widths takes SETTING=W1,W2,..., not {item!r}.")
+    return out
+
+
+def cli(
+    setting: list[str] = typer.Option(list(DEFAULT_SETTINGS), "--setting", "-s",
+                                      help=f"Repeatable. Known: {', '.join(SETTINGS)}."),
+    widths: list[str] = typer.Option([], "--widths", help="Repeatable: SETTING=W1,W2,... (default: "
+                                     + "; ".join(f"{n}={','.join(map(str, s.widths))}" for n, s in SETTINGS.items()) + ")."),
+    pairs: int = typer.Option(1, "--pairs", help="Pairs of seeds per width (seeds 2p and 2p+1)."),
+    points: int = typer.Option(11, "--points", help="Evenly spaced α in [0, 1] per line."),
+    split: str = typer.Option("test", "--split", help="test or train."),
+    method: list[str] = typer.Option(list(METHODS), "--method", help="Repeatable: naive, weight, activation."),
+    bn_batches: Optional[int] = typer.Option(None, "--bn-batches", help="Training batches (of 128) BatchNorm "
+                                             "statistics are recomputed from at each α (default: all)."),
+    steps: Optional[str] = typer.Option(None, "--steps", help="Override every setting's training length."),
+    out: Path = typer.Option(Path("results/rebasin"), "--out", help="Output directory."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
+    device: Optional[str] = typer.Option(None, "--device"),
+    executor: str = typer.Option("local", "--executor", help="local (in-process) or dask."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Start a local Dask cluster of N workers."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per job (default: all of this process's)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Git Re-Basin: the line between two replicates, naive vs weight- and activation-matched, against width.
+
+    \b
+    Examples:
+      losspath reproduce rebasin --threads 1
+      losspath reproduce rebasin --setting mnist1d-resnet --widths mnist1d-resnet=4,8,16,32,64 --pairs 3
+    """
+    result = run_study(setting, widths=_parse_widths(widths), pairs=pairs, points=points, split=split, methods=method,
+                       bn_batches=bn_batches, out=out, root=root, data_root=data_root, steps=steps, device=device, progress=not quiet,
+                       executor=executor, scheduler=scheduler, workers=workers, threads=threads)
+    echo_result(result, out, "runs.csv, curves.csv, summary.csv")
+
+
+app = study_app(cli)
