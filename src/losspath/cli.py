@@ -189,7 +189,9 @@ reproduce.command("mli-plateau", **_LAZY)(_lazy_study(
 reproduce.command("mli-toy", **_LAZY)(_lazy_study(
     "mli_toy", "The toy model of Wang, Wang, Zhou & Ge 2023: class biases over training, plateau vs r and init scale."))
 reproduce.command("instability", **_LAZY)(_lazy_study(
-    "instability", "Frankle et al. 2020 (linear mode connectivity): error barrier between two copies spawned at step k."))
+    "instability", "Frankle, Dziugaite, Roy & Carbin 2020 (linear mode connectivity): barriers between copies spawned at k."))
+reproduce.command("rebasin", **_LAZY)(_lazy_study(
+    "rebasin", "Git Re-Basin (Ainsworth, Hayase & Srinivasa 2023): replicates naive vs permuted, barrier vs width."))
 # --- end of study commands ----------------------------------------------------------------------------
 
 
