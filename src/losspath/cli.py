@@ -140,6 +140,34 @@ def line(
 
 
 @app.command()
+def align(
+    state_a: str = typer.Argument(..., metavar="A", help="RUN_DIR@STEP or a checkpoint file: the reference."),
+    state_b: str = typer.Argument(..., metavar="B", help="RUN_DIR@STEP or a checkpoint file: the state to permute."),
+    out: Path = typer.Option(..., "--out", help="Where to write B permuted to match A (.safetensors)."),
+    method: str = typer.Option("weight", "--method", help="weight (Git Re-Basin weight matching) or activation "
+                               "(correlation of activations on the first 1000 training examples)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Network name, needed for checkpoint files."),
+    data: Optional[str] = typer.Option(None, "--data", help="Data set, needed for checkpoint files."),
+    data_root: Optional[Path] = DataRootOpt,
+    threads: Optional[int] = THREADS_OPTION,
+):
+    """Permute B's hidden units to match A's (the same function as B, closer to A) and write it.
+
+    \b
+    Examples:
+      losspath align ~/.losspath/runs/train_ab12@last ~/.losspath/runs/train_cd34@last --out b_aligned.safetensors
+      losspath align a.safetensors b.safetensors --model mlp_512_512_512 --data mnist5k --method activation --out p.safetensors
+    """
+    from .align.command import align_command
+    from .sweeps import torch_threads
+
+    with torch_threads(threads):
+        result = align_command(state_a, state_b, out, method=method, model=model, data=data, data_root=data_root)
+    typer.echo(f"permuted {result['groups']} groups of hidden units; parameter distance to A "
+               f"{result['before']:.4g} → {result['after']:.4g}; wrote {out}")
+
+
+@app.command()
 def report(
     directory: Path = typer.Argument(..., metavar="DIR", help="A study output directory (its CSVs and figures)."),
     title: Optional[str] = typer.Option(None, "--title", help="Page title (default: from study.json or DIR's name)."),
