@@ -34,6 +34,7 @@ def instability_vs_k(summary: pd.DataFrame, out: Path, threshold: float) -> list
             ax.plot(k, chord, color=color, lw=0.9, ls=":")
         ax.axhline(threshold, color="0.6", lw=0.8, ls="--")
         ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(-0.3, max(2.0, float(summary.k.max()) * 1.5))  # no negative decades on the symlog axis
         ax.set_xlabel("Spawn iteration k (log scale; 0 at the left)")
         ax.set_title(f"{split} set", loc="left")
     axes[0][0].set_ylabel("Error barrier height")

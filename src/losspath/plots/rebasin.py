@@ -36,7 +36,8 @@ def rebasin_lines(curves: pd.DataFrame, out: Path) -> list[Path]:
             mean = g.groupby("alpha").loss.mean()
             ax.plot(mean.index, mean.to_numpy(), color=METHOD_COLORS[method], ls=_style(per, bn), lw=1.2,
                     label=METHOD_LABELS[method] if bn == per.batchnorm.iloc[0] else None)
-        ax.set_title(f"{name}, width {int(per.width.max())}", loc="left")
+        bn = " (solid: BN recomputed, dashed: interpolated)" if per.batchnorm.nunique() > 1 else ""
+        ax.set_title(f"{name}, width {int(per.width.max())}{bn}", loc="left")
         ax.set_xlabel("α  (0: replicate A, 1: replicate B)")
     axes[0].set_ylabel(f"{curves.split.iloc[0].capitalize()} loss (cross-entropy)")
     axes[0].legend(frameon=False)
@@ -53,7 +54,11 @@ def rebasin_width(summary: pd.DataFrame, out: Path) -> list[Path]:
             ax.plot(mean.index, mean.to_numpy(), color=METHOD_COLORS[method], ls=_style(per, bn), marker="o", ms=3,
                     lw=1.2, label=METHOD_LABELS[method] if bn == per.batchnorm.iloc[0] else None)
         ax.set_xscale("log", base=2)
-        ax.set_title(name, loc="left")
+        widths = sorted(per.width.unique())
+        ax.set_xticks(widths, [str(int(w)) for w in widths])
+        ax.minorticks_off()
+        ax.set_title(name + (" (solid: BN recomputed, dashed: interpolated)" if per.batchnorm.nunique() > 1 else ""),
+                     loc="left")
         ax.set_xlabel("Width")
     axes[0].set_ylabel(f"{summary.split.iloc[0].capitalize()} loss barrier height")
     axes[0].legend(frameon=False)
