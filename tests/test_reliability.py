@@ -123,6 +123,15 @@ def test_edited_hparams_json_digit_is_caught_by_its_checksum(run):
         Run.open(run.dir)
 
 
+def test_json_missing_its_last_newline_is_damaged_although_its_content_is_intact(tmp_path):
+    from losspath.files import DamagedFile, read_json, write_json
+
+    write_json(tmp_path / "a.json", {"loss": 1.5})
+    (tmp_path / "a.json").write_bytes((tmp_path / "a.json").read_bytes()[:-1])  # found by the slow fault campaign
+    with pytest.raises(DamagedFile, match="bytes differ"):
+        read_json(tmp_path / "a.json")
+
+
 def test_checksummed_json_and_safetensors_round_trip_and_detect_a_flip(tmp_path):
     from losspath.files import DamagedFile, read_json, write_json  # noqa: F401
     write_json(tmp_path / "a.json", {"x": 1.5})

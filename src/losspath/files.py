@@ -232,16 +232,21 @@ def json_digest(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _json_text(body: dict) -> str:
+    return json.dumps({**body, CHECKSUM_KEY: json_digest(body)}, indent=2, sort_keys=True) + "\n"
+
+
 def write_json(path: Path, obj: dict) -> None:
     """Write a dict as JSON, atomically, with a `sha256` field over the rest."""
-    body = {k: v for k, v in obj.items() if k != CHECKSUM_KEY}
-    atomic_write_text(path, json.dumps({**body, CHECKSUM_KEY: json_digest(body)}, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, _json_text({k: v for k, v in obj.items() if k != CHECKSUM_KEY}))
 
 
 def read_json(path: Path, required: bool = True) -> dict:
-    """The dict `write_json` wrote (without its checksum field); `DamagedFile` when it does not read back."""
+    """The dict `write_json` wrote (without its checksum field); `DamagedFile` when the file is not, byte for
+    byte, what `write_json` wrote (the checksum covers the content, the comparison the layout)."""
     try:
-        obj = json.loads(Path(path).read_bytes().decode("utf-8"))
+        text = Path(path).read_bytes().decode("utf-8")
+        obj = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DamagedFile(path, f"not valid JSON: {str(e)[:80]}") from None
     if not isinstance(obj, dict):
@@ -251,6 +256,8 @@ def read_json(path: Path, required: bool = True) -> dict:
         return obj
     if recorded != json_digest(obj):
         raise DamagedFile(path, "its content does not match the checksum recorded when it was written")
+    if text != _json_text(obj):
+        raise DamagedFile(path, "its bytes differ from those written (spacing or line ends changed)")
     return obj
 
 
