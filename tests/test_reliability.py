@@ -447,11 +447,17 @@ def test_spellings_of_one_run_share_its_directory(tmp_path, capsys):
 
 
 def test_short_flag_r_means_replicates_in_every_study():
+    import importlib
+    import pkgutil
+
     import typer
 
-    from losspath.studies import basins, frankle2020, mli_plateau, mli_toy
+    import losspath.studies
 
-    for study in (frankle2020, mli_plateau, mli_toy, basins):
+    studies = [importlib.import_module(f"losspath.studies.{m.name}") for m in pkgutil.iter_modules(losspath.studies.__path__)]
+    studies = [s for s in studies if hasattr(s, "app")]
+    assert len(studies) >= 4
+    for study in studies:
         params = typer.main.get_command(study.app).params
         r = [p.name for p in params if "-r" in p.opts]
         assert r in ([], ["replicates"]), (study.__name__, r)
