@@ -85,7 +85,7 @@ def test_bit_flip_in_checkpoint_data_is_one_sentence_naming_the_file(run, capsys
     flip_bit(ckpt, data_offset(ckpt) + 5, 3)
     code, _, err = run_cli(["line", f"{run.dir}@0", f"{run.dir}@last", "--points", "3", "-q"], capsys)
     line = one_error_line(err)
-    assert code == 2 and str(ckpt) in line and "damaged" in line
+    assert code == 2 and str(ckpt) in line and "damaged" in line and "rerun the command that trained" in line
 
 
 def test_bit_flip_in_cached_line_is_recomputed_with_a_notice(run, capsys):

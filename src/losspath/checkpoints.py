@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from .errors import LosspathError
-from .files import (DamagedFile, atomic_write, atomic_write_text, load_checksummed, read_json,  # noqa: F401
-                    save_checksummed, write_json)
+from .files import (RETRAIN, DamagedFile, atomic_write, atomic_write_text, load_checksummed,  # noqa: F401
+                    read_json, save_checksummed, write_json)
 
 State = dict[str, torch.Tensor]
 
@@ -32,7 +32,8 @@ def load_state(path: str | Path) -> State:
         try:
             return load_checksummed(path, required=False)[0]
         except DamagedFile as e:
-            raise LosspathError(f"Checkpoint {path} is corrupted or damaged ({e.reason}).") from None
+            advice = RETRAIN if (path.parent / "hparams.json").is_file() else "restore it from a good copy"
+            raise LosspathError(f"Checkpoint {path} is corrupted or damaged ({e.reason}); {advice}.") from None
     if path.suffix in (".pt", ".pth"):
         return _load_pt(path)
     raise LosspathError(f"Checkpoint {path} must end in .safetensors, .pt or .pth.")

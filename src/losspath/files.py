@@ -26,6 +26,8 @@ from safetensors.torch import save_file
 from .errors import LosspathError
 
 CHECKSUM_KEY = "sha256"
+RETRAIN = ("rerun the command that trained this run (losspath train with the same options, or the study): "
+           "it checks the run and retrains what is damaged")
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
 _TEMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]+)\.[A-Za-z0-9_]+\.tmp$")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import LosspathError
-from .files import CHECKSUM_KEY, DamagedFile, file_digest, load_checksummed, read_json, read_safetensors
+from .files import CHECKSUM_KEY, RETRAIN, DamagedFile, file_digest, load_checksummed, read_json, read_safetensors
 from .hparams import Hparams
 from .steps import parse_step
 
@@ -153,10 +153,6 @@ class Run:
             saved = ", ".join(map(str, self.saved_steps())) or "none"
             raise LosspathError(f"Run {self.dir} has no checkpoint at iteration {it}; saved iterations: {saved}.")
         return p
-
-
-RETRAIN = ("rerun the command that trained this run (losspath train with the same options, or the study): "
-           "it checks the run and retrains what is damaged")
 
 
 def checkpoint_path(run_dir: str | Path, step: int | str) -> Path:
