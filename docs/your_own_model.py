@@ -10,9 +10,9 @@ The same line from the command line, with this file's factories for the network 
         --model docs/your_own_model.py:make_model --data docs/your_own_model.py:prose_test --points 15
 
 Pretraining text: the docstrings of standard-library modules (English prose). Fine-tuning text: the source code
-of other standard-library modules. Both ship with Python. The line θ(α) = (1 − α)·θ_pretrained + α·θ_fine-tuned
-is scored by per-token cross-entropy (loss="lm_cross_entropy") on held-out prose and held-out code; the figure
-is written to docs/your_own_model.png.
+of other standard-library modules. Both ship with Python. The line θ(α) = (1 − α)·θ_pretrained +
+α·θ_fine-tuned is scored by per-token cross-entropy (loss="lm_cross_entropy") on held-out prose and held-out
+code; the figure is written to docs/your_own_model.png.
 """
 from __future__ import annotations
 

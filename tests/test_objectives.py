@@ -255,7 +255,8 @@ def test_several_positional_inputs_and_tuple_outputs_on_both_paths():
     torch.manual_seed(0)
     start, end = random_endpoints(TwoInputs())
     g = torch.Generator().manual_seed(6)
-    x1, x2, y = torch.randn(40, 6, generator=g), torch.randn(40, 3, generator=g), torch.randint(0, 4, (40,), generator=g)
+    x1, x2 = torch.randn(40, 6, generator=g), torch.randn(40, 3, generator=g)
+    y = torch.randint(0, 4, (40,), generator=g)
     batches = [(x1[i : i + 16], x2[i : i + 16], y[i : i + 16]) for i in range(0, 40, 16)]
     want = plain_curve(TwoInputs(), start, end, batches, ALPHAS,
                        lambda net, b: classification_reference(net(b[0], b[1])[0], b[2]))
@@ -423,7 +424,8 @@ def test_recomputed_batchnorm_from_dict_batches_without_targets_equals_the_tenso
     torch.manual_seed(0)
     start, end = random_endpoints(KeywordBN())
     g = torch.Generator().manual_seed(8)
-    x, y, train_x = torch.randn(30, 6, generator=g), torch.randint(0, 4, (30,), generator=g), torch.randn(50, 6, generator=g)
+    x, y = torch.randn(30, 6, generator=g), torch.randint(0, 4, (30,), generator=g)
+    train_x = torch.randn(50, 6, generator=g)
     kwargs = dict(alphas=ALPHAS, batchnorm="recompute", batch_size=16, progress=False)
     as_dicts = evaluate_line(KeywordBN(), start, end, {"features": x, "labels": y},
                              train_data={"features": train_x}, **kwargs)

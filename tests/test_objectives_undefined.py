@@ -56,7 +56,8 @@ def test_negative_batchnorm_variance_is_undefined_not_inf():
         assert result.loss[i] == pytest.approx(loss, rel=1e-5) and result.error[i] == pytest.approx(error)
     frame = pd.read_csv(pd.io.common.StringIO(result.to_frame().to_csv(index=False)))
     assert frame.undefined.tolist() == [False] * 4 + [True] * 2
-    assert frame.undefined_reason.fillna("").tolist()[3:] == ["", f"{NEGATIVE_VARIANCE} (1)", f"{NEGATIVE_VARIANCE} (1)"]
+    reason = f"{NEGATIVE_VARIANCE} (1)"
+    assert frame.undefined_reason.fillna("").tolist()[3:] == ["", reason, reason]
     assert frame.loss[4:].isna().all() and frame.error[4:].isna().all()
 
 

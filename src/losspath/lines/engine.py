@@ -163,7 +163,8 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
                 raise LosspathError("No example of the data is scored (are all the labels -100, or all weights 0?).")
             loss_values[lo : lo + chunk] = (totals.loss / totals.loss_weight).cpu().numpy()
             for name in names:
-                metric_values[name][lo : lo + chunk] = (totals.metrics[name] / totals.metric_weights[name]).cpu().numpy()
+                mean = totals.metrics[name] / totals.metric_weights[name]
+                metric_values[name][lo : lo + chunk] = mean.cpu().numpy()
             if classes:
                 counts[lo : lo + chunk] = totals.class_counts.cpu().numpy()
             if not n:

@@ -76,7 +76,8 @@ class CrossEntropy(Objective):
 
     def check(self, prediction, target):
         if prediction.dim() != 2 or prediction.shape[0] != target.shape[0]:
-            raise LosspathError(f"The model must return (batch, classes) logits; it returned {tuple(prediction.shape)}.")
+            shape = tuple(prediction.shape)
+            raise LosspathError(f"The model must return (batch, classes) logits; it returned {shape}.")
         return int(prediction.shape[1])
 
     def score(self, logits, y, totals):
@@ -126,7 +127,8 @@ class LanguageModelCrossEntropy(Objective):
     name, metric_names, target_dtype = "lm_cross_entropy", ("error",), torch.long
 
     def check(self, prediction, target):
-        if prediction.dim() != 3 or not isinstance(target, torch.Tensor) or tuple(target.shape) != tuple(prediction.shape[:2]):
+        if prediction.dim() != 3 or not isinstance(target, torch.Tensor) \
+                or tuple(target.shape) != tuple(prediction.shape[:2]):
             shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
             raise LosspathError(f"loss='lm_cross_entropy' needs (batch, tokens, vocab) logits and (batch, tokens) "
                                 f"labels; the model returns {tuple(prediction.shape)}, the labels are {shape}.")
