@@ -432,3 +432,19 @@ def test_recomputed_batchnorm_from_dict_batches_without_targets_equals_the_tenso
     as_tensors = evaluate_line(KeywordBN(), start, end, (x, y), train_data=(train_x, torch.zeros(50)), **kwargs)
     np.testing.assert_allclose(as_dicts.loss, as_tensors.loss, rtol=1e-6)  # (the tensor path has the first-layer
     np.testing.assert_array_equal(as_dicts.class_counts, as_tensors.class_counts)  # shortcut: rounding differs)
+
+
+def test_a_model_that_fails_at_the_start_state_is_one_sentence_before_any_data_runs():
+    class FailsOnNegativeWeights(nn.Linear):
+        def forward(self, x):
+            if self.weight.sum() < 0:  # control flow on a parameter: vmap falls back, the loop then raises
+                raise ValueError("negative weights")
+            return super().forward(x)
+
+    model = FailsOnNegativeWeights(3, 2)
+    start = {"weight": -torch.ones(2, 3), "bias": torch.zeros(2)}
+    end = {"weight": torch.ones(2, 3), "bias": torch.zeros(2)}
+    with pytest.warns(UserWarning, match="vmap"), \
+            pytest.raises(LosspathError, match="fails at the start or end state .ValueError: negative weights"):
+        evaluate_line(model, start, end, (torch.randn(8, 3), torch.zeros(8, dtype=torch.long)), points=3,
+                      progress=False)

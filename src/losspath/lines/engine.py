@@ -124,7 +124,11 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
         pair_row_bytes = net.get_submodule(second).out_features * end_state[f"{second}.weight"].element_size()
     line = StackedLine(net, start_state, end_state, rules, first, second, out_relu, extract)
     if vectorize and len(alphas) > 1:
-        line.check_vmap(probe.inputs)
+        try:
+            line.check_vmap(probe.inputs)
+        except Exception as e:  # vmap's own failures fall back inside; this is the model failing on its own
+            raise LosspathError(f"The model's forward pass fails at the start or end state ({type(e).__name__}: "
+                                f"{e}).") from None
     line.vectorize = line.vectorize and vectorize
 
     n = len(eval_data)
