@@ -47,7 +47,7 @@ SETTINGS = {
     "mnist5k-mlp": WidthSetting("mnist5k", "mlp_{w}_{w}_{w}", (32, 128, 512), dict(lr=0.1, batch_size=128, steps="40ep"),
                                 "MLP with three hidden layers of width w (Git Re-Basin's MNIST MLP has w = 512) on "
                                 "5,000 real MNIST digits, with OpenLTH's LeNet recipe (plain SGD, 40 epochs)"),
-    "mnist1d-resnet": WidthSetting("mnist1d", "resnet1d_8_{w}", (4, 8, 16),
+    "mnist1d-resnet": WidthSetting("mnist1d", "resnet1d_8_{w}", (4, 16, 64),
                                    dict(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, steps="16ep",
                                         milestones="8ep,12ep"),
                                    "8-layer 1-D ResNet with BatchNorm, first-stage width w, the CIFAR-ResNet recipe "
