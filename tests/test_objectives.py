@@ -448,3 +448,23 @@ def test_a_model_that_fails_at_the_start_state_is_one_sentence_before_any_data_r
             pytest.raises(LosspathError, match="fails at the start or end state .ValueError: negative weights"):
         evaluate_line(model, start, end, (torch.randn(8, 3), torch.zeros(8, dtype=torch.long)), points=3,
                       progress=False)
+
+
+def test_vmap_failing_only_on_a_later_batch_falls_back_mid_line_with_the_same_numbers():
+    class LateDataDependent(Regressor):
+        def forward(self, x):
+            out = super().forward(x)
+            if x.abs().max() > 100 and out.sum() > 1e30:  # reads the α-batched output only on the marked batch
+                raise RuntimeError("unreachable")
+            return out
+
+    torch.manual_seed(0)
+    start, end = random_endpoints(Regressor())
+    x, y = regression_data(48, 9)
+    x[40, 0] = 200.0  # the last batch takes the data-dependent branch
+    kwargs = dict(alphas=ALPHAS, loss="mse", batch_size=16, progress=False)
+    with pytest.warns(UserWarning, match="vmap"):
+        late = evaluate_line(LateDataDependent(), start, end, (x, y), **kwargs)
+    plain = evaluate_line(Regressor(), start, end, (x, y), vectorize=False, **kwargs)
+    assert late.info["path"] == "one alpha at a time" and "data-dependent" in late.info["fallback"]
+    np.testing.assert_allclose(late.loss, plain.loss, rtol=1e-6)
