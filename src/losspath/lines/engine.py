@@ -101,8 +101,8 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     aliases = tied_aliases(net)  # a tied tensor is passed once, under its first name
     check_tied(net, start_state, "start")
     check_tied(net, end_state, "end")
-    start_state = {k: v.to(device=device, dtype=reference[k].dtype) for k, v in start_state.items() if k not in aliases}
-    end_state = {k: v.to(device=device, dtype=reference[k].dtype) for k, v in end_state.items() if k not in aliases}
+    start_state, end_state = ({k: v.to(device=device, dtype=reference[k].dtype) for k, v in state.items()
+                               if k not in aliases} for state in (start_state, end_state))
     eval_data = DataSource(data, device, "data", target_key=target_key, target_dtype=objective.target_dtype)
     train = DataSource(train_data, device, "training data", target_key=target_key, target_dtype=None,
                        needs_target=False) if batchnorm == "recompute" else None
