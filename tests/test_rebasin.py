@@ -12,37 +12,40 @@ from losspath.store import Run
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
+    """The MLP setting at two widths with every method; the BatchNorm ResNet at one width with weight matching
+    (line evaluation of conv nets is the slow part), both BatchNorm modes."""
     import os
 
     os.environ["LOSSPATH_HOME"] = str(tmp_path_factory.mktemp("rebasin_runs"))
     out = tmp_path_factory.mktemp("rebasin_out")
-    result = run_study(widths={"mnist5k-mlp": (4, 8), "mnist1d-resnet": (2,)}, steps="4it", points=3, bn_batches=1,
-                       out=out, progress=False)
-    return result, out
+    mlp = run_study(["mnist5k-mlp"], widths={"mnist5k-mlp": (4, 8)}, steps="4it", points=3, out=out / "mlp",
+                    progress=False)
+    resnet = run_study(["mnist1d-resnet"], widths={"mnist1d-resnet": (2,)}, methods=["weight"], steps="4it",
+                       points=3, bn_batches=1, out=out / "resnet", progress=False)
+    return mlp, resnet, out
 
 
 def test_rebasin_study_runs_every_method_and_both_batchnorm_modes_at_tiny_size(tiny_study):
-    result, out = tiny_study
-    s = result["summary"]
-    mlp, resnet = s[s.setting == "mnist5k-mlp"], s[s.setting == "mnist1d-resnet"]
-    assert sorted(mlp.width.unique()) == [4, 8] and set(mlp.batchnorm) == {"interpolate"}
-    assert set(resnet.batchnorm) == {"interpolate", "recompute"}
-    assert set(s.method) == {"naive", "weight", "activation"}
-    for _, row in s.iterrows():  # the summary's numbers are the metrics of the stored curves
+    mlp, resnet, out = tiny_study
+    assert sorted(mlp["summary"].width.unique()) == [4, 8] and set(mlp["summary"].batchnorm) == {"interpolate"}
+    assert set(mlp["summary"].method) == {"naive", "weight", "activation"}
+    assert set(resnet["summary"].batchnorm) == {"interpolate", "recompute"}
+    for result in (mlp, resnet):  # the summary's numbers are the metrics of the stored curves
         c = result["curves"]
-        c = c[(c.setting == row.setting) & (c.width == row.width) & (c.method == row.method)
-              & (c.batchnorm == row.batchnorm)]
-        assert row.loss_barrier_height == barrier_height(c.loss.to_numpy())
-        assert row.error_barrier == barrier(c.alpha.to_numpy(), c.error.to_numpy())
+        for _, row in result["summary"].iterrows():
+            line = c[(c.width == row.width) & (c.method == row.method) & (c.batchnorm == row.batchnorm)]
+            assert row.loss_barrier_height == barrier_height(line.loss.to_numpy())
+            assert row.error_barrier == barrier(line.alpha.to_numpy(), line.error.to_numpy())
     for name in ("rebasin_lines.png", "rebasin_width.png", "report.html", "summary.csv"):
-        assert (out / name).is_file()
-    assert "weight matching lowers the loss barrier" in result["text"]
+        assert (out / "mlp" / name).is_file()
+    assert "weight matching lowers the loss barrier" in mlp["text"]
+    assert "[BatchNorm recompute]" in resnet["text"]
 
 
 def test_aligned_lines_end_at_the_same_function_as_replicate_b(tiny_study):
     # permuting B changes its weights but not its outputs: every line ends at B's loss and error
     s = tiny_study[0]["summary"]
-    for _, group in s.groupby(["setting", "width", "batchnorm"]):
+    for _, group in s.groupby(["width", "batchnorm"]):
         assert np.allclose(group.loss_b, group.loss_b.iloc[0], rtol=1e-6, atol=1e-9)
         assert (group.error_b == group.error_b.iloc[0]).all()
         assert (group.loss_a == group.loss_a.iloc[0]).all()
