@@ -221,3 +221,16 @@ def test_states_that_do_not_fit_the_model_are_one_clear_error():
     other = build_model("mlp_5", (3,), 2).state_dict()
     with pytest.raises(LosspathError, match="The second state does not fit the model: it has other shapes"):
         weight_matching(model, model.state_dict(), other)
+
+
+def test_activation_matchings_streamed_correlation_equals_numpys_corrcoef():
+    from losspath.align.matching import _CrossMoments
+
+    g = torch.Generator().manual_seed(14)
+    za, zb = torch.randn(90, 5, generator=g, dtype=torch.float64), torch.randn(90, 5, generator=g, dtype=torch.float64)
+    zb[:, 1] += za[:, 2]  # one correlated pair
+    moments = _CrossMoments(5)
+    for lo in range(0, 90, 40):  # three batches of unequal size
+        moments.add(za[lo : lo + 40], zb[lo : lo + 40])
+    reference = np.corrcoef(za.numpy().T, zb.numpy().T)[:5, 5:]
+    np.testing.assert_allclose(moments.correlation(), reference, rtol=1e-9, atol=1e-12)
