@@ -193,20 +193,24 @@ def describe(tables: dict) -> str:
 
 
 def _trend(per: pd.DataFrame) -> str:
-    """One sentence: does weight matching lower the barrier, and does the aligned barrier fall with width?"""
+    """One sentence: at how many widths each alignment lowers the loss barrier, and how each barrier changes
+    from the narrowest to the widest network (BatchNorm statistics recomputed where the network has them)."""
     bn = "recompute" if (per.batchnorm == "recompute").any() else "interpolate"
     rows = per[per.batchnorm == bn].groupby(["width", "method"]).loss_barrier_height.mean().unstack()
-    if not {"naive", "weight"} <= set(rows.columns):
+    rows = rows[[m for m in METHODS if m in rows.columns]]
+    if "naive" not in rows.columns or len(rows.columns) < 2:
         return ""
-    lower = int((rows.weight < rows.naive).sum())
     widths = rows.index.tolist()
     where = " (BatchNorm statistics recomputed)" if bn == "recompute" else ""
-    text = f"  weight matching lowers the loss barrier at {lower} of {len(widths)} widths{where}"
+    aligned = [m for m in rows.columns if m != "naive"]
+    text = "  " + "; ".join(f"{m} matching lowers the loss barrier at {int((rows[m] < rows.naive).sum())} of "
+                            f"{len(widths)} widths" for m in aligned) + where
     if len(widths) < 2:
         return text
-    falls = bool((rows.weight.diff().dropna() <= 0).all())
-    return (f"{text}; the weight-matched barrier {'falls' if falls else 'does not fall'} monotonically with width "
-            f"({rows.weight.iloc[0]:.3f} at width {widths[0]} → {rows.weight.iloc[-1]:.3f} at width {widths[-1]})")
+    change = ", ".join(f"{m} {rows[m].iloc[0]:.3f} → {rows[m].iloc[-1]:.3f}"
+                       + (" (falling at every width)" if bool((rows[m].diff().dropna() < 0).all()) else "")
+                       for m in rows.columns)
+    return f"{text}; from width {widths[0]} to {widths[-1]}: {change}"
 
 
 def _parse_widths(items: list[str]) -> dict:
