@@ -125,7 +125,7 @@ def plan_run(hp: Hparams, n: int) -> dict:
         raise LosspathError(f"Training length {hp.steps!r} is zero iterations; give a positive length.")
     if last > MAX_ITERATIONS:
         raise LosspathError(f"Training length {hp.steps!r} is {last} iterations; losspath trains at most "
-                            f"{MAX_ITERATIONS:.0e} iterations.")
+                            f"{MAX_ITERATIONS:,} iterations.")
     for text in (hp.milestones, hp.warmup):  # parse now so a typo fails before training starts
         [parse_step(m, per_epoch) for m in text.split(",") if m.strip()]
     return dict(iterations_per_epoch=per_epoch, last_step=last, num_train=n,
