@@ -64,7 +64,8 @@ def test_a_weight_matched_line_is_cached_in_the_run_store(tiny_study):
     assert barrier_height(again.loss) == row.loss_barrier_height
 
 
-def test_align_command_writes_the_permuted_state_closer_to_a(tiny_study, tmp_path, capsys):
+@pytest.mark.parametrize("method", ["weight", "activation"])
+def test_align_command_writes_b_permuted(tiny_study, tmp_path, capsys, method):
     from helpers import run_cli
 
     from losspath.checkpoints import load_state
@@ -72,7 +73,8 @@ def test_align_command_writes_the_permuted_state_closer_to_a(tiny_study, tmp_pat
     runs = tiny_study[0]["runs"]
     a, b = runs[(runs.setting == "mnist5k-mlp") & (runs.width == 8)].run.tolist()
     out = tmp_path / "p.safetensors"
-    code, stdout, _ = run_cli(["align", f"{a}@last", f"{b}@last", "--out", str(out), "--threads", "1"], capsys)
+    code, stdout, _ = run_cli(["align", f"{a}@last", f"{b}@last", "--out", str(out), "--method", method,
+                               "--threads", "1"], capsys)
     assert code == 0 and "permuted 3 groups" in stdout
     permuted, original = load_state(out), Run.open(b).load_checkpoint("last")
     assert sorted(permuted) == sorted(original)

@@ -41,7 +41,7 @@ def aligned_state(run_a, run_b, method: str, model, data) -> dict:
     if method == "weight":
         permuted = weight_matching(model, a, b)
     elif method == "activation":
-        permuted = activation_matching(model, a, b, data.train.inputs[:MATCH_EXAMPLES])
+        permuted = activation_matching(model, a, b, data.train, examples=MATCH_EXAMPLES)
     else:
         raise LosspathError(f"Unknown alignment method {method!r}; use {', '.join(METHODS)}.")
     save_state(path, permuted)

@@ -47,7 +47,7 @@ def align_command(state_a: str, state_b: str, out: Path, *, method: str = "weigh
     if method == "weight":
         permuted = weight_matching(net, a, b)
     else:
-        permuted = activation_matching(net, a, b, dataset.train.inputs[:MATCH_EXAMPLES])
+        permuted = activation_matching(net, a, b, dataset.train, examples=MATCH_EXAMPLES)
     save_state(Path(out), permuted)
     params = [k for k, _ in net.named_parameters()]
     return dict(groups=len(permutation_spec(net).groups), before=distance(a, b, params),

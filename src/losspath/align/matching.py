@@ -101,9 +101,10 @@ def weight_matching(model: nn.Module, state_a, state_b, *, spec=None, max_iter: 
 
 
 def activation_matching(model: nn.Module, state_a, state_b, data, *, spec=None, activations: dict | None = None,
-                        batch_size: int = 512, return_perms: bool = False):
+                        examples: int | None = None, batch_size: int = 512, return_perms: bool = False):
     """B's state with its hidden units permuted to maximize the correlation of their activations with A's on
-    `data` (inputs, or (inputs, targets), or a losspath split; all of it is used, in batches of `batch_size`).
+    `data` (inputs, or (inputs, targets), or an in-memory losspath split): its first `examples` inputs (default:
+    all), in batches of `batch_size`.
 
     Each traced group is matched on the outputs of the activation functions that carry it (post-ReLU values,
     every spatial position a sample); a group with no activation (e.g. a linear bottleneck) is matched on the
@@ -122,7 +123,7 @@ def activation_matching(model: nn.Module, state_a, state_b, data, *, spec=None, 
         missing = [n for n in nodes[name] if n not in known]
         if missing or not nodes[name]:
             raise LosspathError(f"Group {name!r} has no traced activation to match on; pass activations=.")
-    inputs = _inputs(data)
+    inputs = _inputs(data)[:examples]
     stats = {name: _CrossMoments(spec.sizes[name]) for name in spec.groups}
     net_a, net_b = _copy_with(gm, a), _copy_with(gm, b)
     with torch.inference_mode():
@@ -154,7 +155,8 @@ def _inputs(data) -> torch.Tensor:
     if isinstance(data, (tuple, list)):
         data = data[0]
     if not isinstance(data, torch.Tensor) or len(data) < 2:
-        raise LosspathError("Activation matching needs a tensor of at least two inputs (or an (inputs, targets) pair).")
+        raise LosspathError("Activation matching needs a tensor of at least two inputs, an (inputs, targets) pair or "
+                            "an in-memory split (a streamed data set such as ImageNet has no input tensor).")
     return data
 
 
