@@ -308,9 +308,10 @@ def test_train_root_under_a_regular_file_is_one_sentence(tmp_path, capsys):
     assert code == 2 and "--root" in one_error_line(err)
 
 
-def test_reproduce_out_an_existing_file_fails_before_training(tmp_path, capsys):
+@pytest.mark.parametrize("study", [["frankle2020", "--setting", "digits-mlp"], ["mli-toy", "-d", "2"]])
+def test_reproduce_out_an_existing_file_fails_before_training(tmp_path, capsys, study):
     (tmp_path / "results").write_text("x")
-    code, _, err = run_cli(["reproduce", "mli-toy", "-d", "2", "--steps", "5it", "--points", "3", "-q",
+    code, _, err = run_cli(["reproduce", *study, "--steps", "5it", "--points", "3", "-q",
                             "--root", str(tmp_path / "runs"), "--out", str(tmp_path / "results")], capsys)
     assert code == 2 and "not a directory" in one_error_line(err)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
