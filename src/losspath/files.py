@@ -254,7 +254,9 @@ def read_json(path: Path, required: bool = True) -> dict:
     if not isinstance(obj, dict):
         raise DamagedFile(path, "not a JSON object")
     recorded = obj.pop(CHECKSUM_KEY, None)
-    if recorded is None and not required:
+    if recorded is None:
+        if required:
+            raise DamagedFile(path, "it carries no checksum: damaged, or written by an older losspath")
         return obj
     if recorded != json_digest(obj):
         raise DamagedFile(path, "its content does not match the checksum recorded when it was written")
