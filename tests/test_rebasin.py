@@ -86,6 +86,7 @@ def test_align_command_writes_b_permuted(tiny_study, tmp_path, capsys, method):
 @pytest.mark.parametrize("args,message", [
     (["--out", "x.pt"], "--out must name a .safetensors file"),
     (["--out", "x.safetensors", "--method", "magic"], "Unknown --method"),
+    (["--out", "x.safetensors"], "is neither a checkpoint file nor a run reference"),
 ])
 def test_align_command_bad_input_exits_2_with_one_sentence(tmp_path, capsys, args, message):
     from helpers import run_cli
@@ -95,7 +96,8 @@ def test_align_command_bad_input_exits_2_with_one_sentence(tmp_path, capsys, arg
     from losspath.models import build_model
 
     save_state(a, build_model("mlp_4", (1, 28, 28), 10).state_dict())
-    code, _, err = run_cli(["align", str(a), str(a), "--model", "mlp_4", "--data", "mnist5k",
+    second = str(tmp_path / "missing.safetensors") if "neither" in message else str(a)
+    code, _, err = run_cli(["align", str(a), second, "--model", "mlp_4", "--data", "mnist5k",
                             *[str(tmp_path / v) if v.endswith(("pt", "safetensors")) else v for v in args]], capsys)
     assert code == 2 and message in err and err.count("\n") == 1
 

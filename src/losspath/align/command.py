@@ -34,6 +34,9 @@ def align_command(state_a: str, state_b: str, out: Path, *, method: str = "weigh
     if Path(out).suffix != ".safetensors":
         raise LosspathError(f"--out must name a .safetensors file, not {out}.")
     check_output_file(out, "--out")
+    for ref in (state_a, state_b):
+        if not Path(ref).is_file() and parse_run_reference(ref) is None:
+            raise LosspathError(f"{ref} is neither a checkpoint file nor a run reference RUN_DIR@STEP.")
     run = _run_of(state_a) or _run_of(state_b)
     hp = run.hparams if run is not None else None
     model, data = model or (hp and hp.model), data or (hp and hp.dataset)
