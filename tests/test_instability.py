@@ -118,3 +118,17 @@ def test_the_reproduce_command_exits_2_with_one_sentence_on_bad_input(tmp_path, 
     code, _, err = run_cli(["reproduce", "instability", "--k-base", "1", "--steps", "4it", "--out", str(tmp_path)],
                            capsys)
     assert code == 2 and err.strip() == "error: --k-base must be at least 2, not 1."
+
+
+def test_describe_notes_a_split_whose_error_is_zero_along_every_line():
+    from losspath.studies.instability import describe
+
+    summary = pd.DataFrame([dict(setting="s", split=split, k=k, replicate=0, error_barrier_height=h, error_barrier=h)
+                            for split, h in (("test", 0.05), ("train", 0.0)) for k in (0, 4)])
+    curves = pd.DataFrame([dict(setting="s", split=split, k=k, replicate=0, alpha=a, error=e)
+                           for split, e in (("test", 0.1), ("train", 0.0)) for k in (0, 4) for a in (0, 0.5, 1)])
+    runs = pd.DataFrame([dict(setting="s", replicate=0, k=None, role="parent", test_error=0.1, last_step=8)])
+    text = describe(dict(summary=summary, curves=curves, runs=runs, stability=stability(summary)))
+    assert "note: the train error is 0 at every point of every line" in text
+    assert "note: the test error" not in text
+    assert "test: not stable at any k of the schedule" in text and "train: stable from k = 0" in text

@@ -161,7 +161,10 @@ def stability(summary: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFra
     g = summary.groupby(["setting", "split", "k"], sort=False)
     table = g.agg(height_mean=("error_barrier_height", "mean"), height_std=("error_barrier_height", lambda v: v.std(ddof=0)),
                   chord_mean=("error_barrier", "mean"), chord_std=("error_barrier", lambda v: v.std(ddof=0)),
-                  replicates=("replicate", "nunique")).reset_index().sort_values(["setting", "split", "k"], kind="stable")
+                  replicates=("replicate", "nunique")).reset_index()
+    order = {v: i for column in ("setting", "split") for i, v in enumerate(dict.fromkeys(summary[column]))}
+    table = table.sort_values(["setting", "split", "k"], key=lambda c: c.map(order) if c.name != "k" else c,
+                              kind="stable")
     table["stable_from_here"] = False
     for _, idx in table.groupby(["setting", "split"], sort=False).groups.items():
         below = (table.loc[idx, "height_mean"] < threshold).to_numpy()
@@ -193,6 +196,13 @@ def describe(tables: dict, threshold: float = THRESHOLD) -> str:
             lines.append(f"  {split} error barrier height by k: {values}")
             lines.append(f"  {split}: {verdict} (mean height < {threshold:.0%}); largest chord barrier "
                          f"{per.chord_mean.max():.3f} at k = {int(per.k.iloc[per.chord_mean.argmax()])}")
+            curves = tables["curves"]
+            errors = curves[(curves.setting == name) & (curves.split == split)].error
+            if len(errors) and float(errors.max()) == 0.0:
+                lines.append(f"  note: the {split} error is 0 at every point of every line (the network fits the "
+                             f"{split} set), so the {split} set cannot show a barrier here")
+    lines.append("(Frankle et al. 2020: LeNet on MNIST is stable from initialization; their CIFAR-10 and ImageNet "
+                 "networks become stable only after a short period of training.)")
     return "\n".join(lines)
 
 
