@@ -189,7 +189,26 @@ def describe(tables: dict) -> str:
                 label = "" if per.batchnorm.nunique() == 1 else f" [BatchNorm {bn}]"
                 lines.append(f"    {values}{label}")
         lines.append(_trend(per))
-    return "\n".join(lines)
+        lines.extend(_notes(per))
+    return "\n".join(line for line in lines if line)
+
+
+def _notes(per: pd.DataFrame) -> list[str]:
+    """How the smallest aligned barrier compares with Git Re-Basin's near-zero ones, and, with BatchNorm, the
+    mean error barrier with interpolated vs recomputed statistics (REPAIR's point)."""
+    notes = []
+    bn = "recompute" if (per.batchnorm == "recompute").any() else "interpolate"
+    aligned = per[(per.method != "naive") & (per.batchnorm == bn)]
+    if len(aligned):
+        best = aligned.groupby(["method", "width"]).loss_barrier_height.mean()
+        (method, width), value = best.idxmin(), best.min()
+        notes.append(f"  smallest aligned loss barrier: {value:.3f} ({method} matching, width {width}); Git Re-Basin "
+                     f"reports barriers near zero for wide enough networks")
+    if per.batchnorm.nunique() > 1:
+        means = per.groupby("batchnorm").error_barrier_height.mean()
+        notes.append(f"  BatchNorm statistics: mean error barrier height {means['interpolate']:.3f} interpolated vs "
+                     f"{means['recompute']:.3f} recomputed along the line (Jordan et al. 2023, REPAIR)")
+    return notes
 
 
 def _trend(per: pd.DataFrame) -> str:
