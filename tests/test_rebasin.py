@@ -40,6 +40,9 @@ def test_rebasin_study_runs_every_method_and_both_batchnorm_modes_at_tiny_size(t
         assert (out / "mlp" / name).is_file()
     assert "weight matching lowers the loss barrier" in mlp["text"]
     assert "[BatchNorm recompute]" in resnet["text"]
+    means = resnet["summary"].groupby("batchnorm").error_barrier_height.mean()
+    assert (f"mean error barrier height {means['interpolate']:.3f} interpolated vs {means['recompute']:.3f} "
+            "recomputed") in resnet["text"]
 
 
 def test_aligned_lines_end_at_the_same_function_as_replicate_b(tiny_study):
