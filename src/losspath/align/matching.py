@@ -60,12 +60,14 @@ def weight_matching(model: nn.Module, state_a, state_b, *, spec=None, max_iter: 
     model     the architecture (its own weights are not used); its permutation groups are traced from its
               code unless `spec` is given (see `permutation_spec`).
     state_a/b state dicts, checkpoint paths or "RUN_DIR@STEP" references, as for `evaluate_line`.
-    Only parameters enter the objective; BatchNorm running statistics are permuted along with their layer.
+    Only parameters enter the objective; BatchNorm running statistics are permuted along with their layer. The
+    costs are computed on the CPU in float64; the result keeps B's devices and dtypes.
     Returns the permuted state of B (a network computing the same function as B), and with
     `return_perms=True` also {group: index array}, unit i of the result being unit perm[i] of B.
     """
     a, b = _states(model, state_a, state_b)
     spec = _usable(permutation_spec(model, spec))
+    a_cpu, b_cpu = ({k: v.detach().cpu() for k, v in s.items()} for s in (a, b))  # costs on the CPU, in float64
     if max_iter < 1:
         raise LosspathError(f"max_iter must be at least 1, not {max_iter}.")
     perms = {name: torch.arange(n) for name, n in spec.sizes.items()}
@@ -82,11 +84,11 @@ def weight_matching(model: nn.Module, state_a, state_b, *, spec=None, max_iter: 
             name, entries = matched[index]
             cost = torch.zeros(spec.sizes[name], spec.sizes[name], dtype=torch.float64)
             for key, axis, inner in entries:
-                w_b = b[key]
+                w_b = b_cpu[key]
                 for other_axis, other_inner, other in axes_of[key]:
                     if other != name:
                         w_b = permute_axis(w_b, other_axis, other_inner, perms[other])
-                cost += _rows(a[key], axis, inner) @ _rows(w_b, axis, inner).T
+                cost += _rows(a_cpu[key], axis, inner) @ _rows(w_b, axis, inner).T
             _, cols = linear_sum_assignment(cost.numpy(), maximize=True)
             new = torch.as_tensor(cols, dtype=torch.long)
             old_score = float(cost[torch.arange(len(new)), perms[name]].sum())
