@@ -180,13 +180,14 @@ class _Recorder(fx.Interpreter):
 def _record(gm: fx.GraphModule, x: torch.Tensor) -> dict:
     r = _Recorder(gm)
     r.values = {}
-    r.run(x.to(next(gm.parameters()).dtype))
+    p = next(gm.parameters())
+    r.run(x.to(device=p.device, dtype=p.dtype))
     return r.values
 
 
 def _units_last(t: torch.Tensor) -> torch.Tensor:
     """(samples, units): axis 1 holds the units, every other axis counts as samples."""
-    return t.double().movedim(1, -1).reshape(-1, t.shape[1])
+    return t.detach().cpu().double().movedim(1, -1).reshape(-1, t.shape[1])
 
 
 class _CrossMoments:
