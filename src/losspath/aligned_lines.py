@@ -65,7 +65,8 @@ def aligned_line_job(run_a_dir: str, run_b_dir: str, method: str, data_root: str
         if method == "naive":
             return run_line(run_a, model, data, "last", "last", end_run=run_b, **options)
         opts = {**dict(split="test", points=100, batchnorm="interpolate", bn_batches=None, device=None), **options}
-        fields = dict(a=run_a.dir.name, b=run_b.dir.name, steps=[run_a.resolve_step("last"), run_b.resolve_step("last")],
+        steps = [run_a.resolve_step("last"), run_b.resolve_step("last")]
+        fields = dict(a=run_a.dir.name, b=run_b.dir.name, steps=steps,
                       method=method, match_examples=MATCH_EXAMPLES,
                       **{k: v for k, v in opts.items() if k != "device"})
         key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
@@ -79,7 +80,8 @@ def aligned_line_job(run_a_dir: str, run_b_dir: str, method: str, data_root: str
             except (DamagedFile, KeyError, ValueError) as e:
                 notice(f"cached aligned line {path} is damaged ({getattr(e, 'reason', e)}); computing it again.")
         end = aligned_state(run_a, run_b, method, model, data)
-        line = evaluate_line(model, run_a.load_checkpoint("last"), end, data.split(opts["split"]), points=opts["points"],
+        line = evaluate_line(model, run_a.load_checkpoint("last"), end, data.split(opts["split"]),
+                             points=opts["points"],
                              batchnorm=opts["batchnorm"], bn_batches=opts["bn_batches"], device=opts["device"],
                              train_data=data.train if opts["batchnorm"] == "recompute" else None, progress=False)
         tensors = {k: torch.from_numpy(np.ascontiguousarray(getattr(line, k), dtype=np.float64))

@@ -47,7 +47,8 @@ def make_spec(groups: dict, state: State) -> PermutationSpec:
         checked = []
         for entry in entries:
             if not isinstance(entry, (tuple, list)) or len(entry) not in (2, 3):
-                raise LosspathError(f"Group {name!r}: each entry must be (key, axis) or (key, axis, inner), not {entry!r}.")
+                raise LosspathError(f"Group {name!r}: each entry must be (key, axis) or (key, axis, inner), "
+                                    f"not {entry!r}.")
             key, axis, inner = (*entry, 1) if len(entry) == 2 else entry
             if key not in state:
                 raise LosspathError(f"Group {name!r} names {key!r}, which is not in the state dict.")

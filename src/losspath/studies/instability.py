@@ -143,7 +143,8 @@ def _tables(parent_dirs: dict, copy_dirs: dict, results: dict) -> dict:
         curves.append(pd.DataFrame(dict(setting=name, replicate=r, k=k, split=split, alpha=line.alphas,
                                         loss=line.loss, error=line.error)))
         summary.append(dict(setting=name, replicate=r, k=k, split=split,
-                            error_barrier_height=barrier_height(line.error), error_barrier=barrier(line.alphas, line.error),
+                            error_barrier_height=barrier_height(line.error),
+                            error_barrier=barrier(line.alphas, line.error),
                             loss_barrier_height=barrier_height(line.loss), loss_barrier=barrier(line.alphas, line.loss),
                             error_copy1=line.error[0], error_copy2=line.error[-1], distance=line.distance))
     return dict(runs=pd.DataFrame(runs), curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary))
@@ -159,7 +160,8 @@ def stability(summary: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFra
     """Mean and std over replicates of both barriers per setting × split × k, and whether the network is
     stable from that k on (the mean error barrier height below `threshold` at k and every later k)."""
     g = summary.groupby(["setting", "split", "k"], sort=False)
-    table = g.agg(height_mean=("error_barrier_height", "mean"), height_std=("error_barrier_height", lambda v: v.std(ddof=0)),
+    std = lambda v: v.std(ddof=0)  # noqa: E731 (over replicates, as numpy)
+    table = g.agg(height_mean=("error_barrier_height", "mean"), height_std=("error_barrier_height", std),
                   chord_mean=("error_barrier", "mean"), chord_std=("error_barrier", lambda v: v.std(ddof=0)),
                   replicates=("replicate", "nunique")).reset_index()
     order = {v: i for column in ("setting", "split") for i, v in enumerate(dict.fromkeys(summary[column]))}
@@ -184,7 +186,8 @@ def describe(tables: dict, threshold: float = THRESHOLD) -> str:
     for name in dict.fromkeys(table.setting):
         parents = runs[(runs.setting == name) & (runs.role == "parent")]
         copies = runs[(runs.setting == name) & (runs.role != "parent")]
-        lines.append(f"{name}: parent test error {parents.test_error.mean():.3f} ± {parents.test_error.std(ddof=0):.3f}, "
+        lines.append(f"{name}: parent test error {parents.test_error.mean():.3f} ± "
+                     f"{parents.test_error.std(ddof=0):.3f}, "
                      f"copies {copies.test_error.mean():.3f} ({len(parents)} replicates, "
                      f"{int(parents.last_step.iloc[0])} iterations)")
         for split in dict.fromkeys(table[table.setting == name].split):
@@ -214,7 +217,8 @@ def cli(
     k_base: int = typer.Option(4, "--k-base", help="Spawn steps k = 0 and b^j below the end (2: the paper's 2^j)."),
     split: list[str] = typer.Option(list(SPLITS), "--split", help="Repeatable: test, train."),
     batchnorm: str = typer.Option("interpolate", "--batchnorm", help="interpolate, recompute, start or end."),
-    threshold: float = typer.Option(THRESHOLD, "--threshold", help="Stable when the mean barrier height is below this."),
+    threshold: float = typer.Option(THRESHOLD, "--threshold",
+                                    help="Stable when the mean barrier height is below this."),
     steps: Optional[str] = typer.Option(None, "--steps", help="Override every setting's training length."),
     bias_init: Optional[str] = typer.Option(None, "--bias-init", help="Override every setting's bias init."),
     out: Path = typer.Option(Path("results/instability"), "--out", help="Output directory."),
@@ -224,7 +228,8 @@ def cli(
     executor: str = typer.Option("local", "--executor", help="local (in-process) or dask."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Start a local Dask cluster of N workers."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per job (default: all of this process's)."),
+    threads: Optional[int] = typer.Option(None, "--threads",
+                                          help="Torch threads per job (default: all of this process's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Frankle et al. 2020 (linear mode connectivity): the error barrier between two copies spawned at step k.

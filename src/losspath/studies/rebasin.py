@@ -44,7 +44,8 @@ class WidthSetting:
 
 
 SETTINGS = {
-    "mnist5k-mlp": WidthSetting("mnist5k", "mlp_{w}_{w}_{w}", (32, 128, 512), dict(lr=0.1, batch_size=128, steps="40ep"),
+    "mnist5k-mlp": WidthSetting("mnist5k", "mlp_{w}_{w}_{w}", (32, 128, 512),
+                                dict(lr=0.1, batch_size=128, steps="40ep"),
                                 "MLP with three hidden layers of width w (Git Re-Basin's MNIST MLP has w = 512) on "
                                 "5,000 real MNIST digits, with OpenLTH's LeNet recipe (plain SGD, 40 epochs)"),
     "mnist1d-resnet": WidthSetting("mnist1d", "resnet1d_8_{w}", (4, 16, 64),
@@ -81,7 +82,8 @@ def has_batchnorm(model: nn.Module) -> bool:
 
 
 def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: int = 1, points: int = 11,
-              split: str = "test", methods=METHODS, bn_batches: int | None = None, out: str | Path = "results/rebasin", root=None, data_root=None,
+              split: str = "test", methods=METHODS, bn_batches: int | None = None,
+              out: str | Path = "results/rebasin", root=None, data_root=None,
               steps: str | None = None, device=None, progress: bool = True, executor: str = "local",
               scheduler: str | None = None, workers: int | None = None, threads: int | None = None) -> dict:
     """Train (or reuse) every replicate, evaluate every line, write runs.csv, curves.csv, summary.csv, the
@@ -165,7 +167,8 @@ def _tables(run_dirs: dict, results: dict, split: str) -> dict:
         keys = dict(setting=name, width=w, pair=p, method=method, batchnorm=bn, split=split)
         curves.append(pd.DataFrame(dict(keys, alpha=line.alphas, loss=line.loss, error=line.error)))
         summary.append(dict(keys, loss_barrier_height=barrier_height(line.loss),
-                            error_barrier_height=barrier_height(line.error), loss_barrier=barrier(line.alphas, line.loss),
+                            error_barrier_height=barrier_height(line.error),
+                            loss_barrier=barrier(line.alphas, line.loss),
                             error_barrier=barrier(line.alphas, line.error), loss_a=line.loss[0], loss_b=line.loss[-1],
                             error_a=line.error[0], error_b=line.error[-1], distance=line.distance))
     return dict(runs=pd.DataFrame(runs), curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary))
@@ -249,7 +252,8 @@ def cli(
     setting: list[str] = typer.Option(list(DEFAULT_SETTINGS), "--setting", "-s",
                                       help=f"Repeatable. Known: {', '.join(SETTINGS)}."),
     widths: list[str] = typer.Option([], "--widths", help="Repeatable: SETTING=W1,W2,... (default: "
-                                     + "; ".join(f"{n}={','.join(map(str, s.widths))}" for n, s in SETTINGS.items()) + ")."),
+                                     + "; ".join(f"{n}={','.join(map(str, s.widths))}"
+                                                 for n, s in SETTINGS.items()) + ")."),
     pairs: int = typer.Option(1, "--pairs", help="Pairs of seeds per width (seeds 2p and 2p+1)."),
     points: int = typer.Option(11, "--points", help="Evenly spaced α in [0, 1] per line."),
     split: str = typer.Option("test", "--split", help="test or train."),
@@ -264,7 +268,8 @@ def cli(
     executor: str = typer.Option("local", "--executor", help="local (in-process) or dask."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Start a local Dask cluster of N workers."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per job (default: all of this process's)."),
+    threads: Optional[int] = typer.Option(None, "--threads",
+                                          help="Torch threads per job (default: all of this process's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Git Re-Basin: the line between two replicates, naive vs weight- and activation-matched, against width.
@@ -275,7 +280,8 @@ def cli(
       losspath reproduce rebasin --setting mnist1d-resnet --widths mnist1d-resnet=4,8,16,32,64 --pairs 3
     """
     result = run_study(setting, widths=_parse_widths(widths), pairs=pairs, points=points, split=split, methods=method,
-                       bn_batches=bn_batches, out=out, root=root, data_root=data_root, steps=steps, device=device, progress=not quiet,
+                       bn_batches=bn_batches, out=out, root=root, data_root=data_root, steps=steps, device=device,
+                       progress=not quiet,
                        executor=executor, scheduler=scheduler, workers=workers, threads=threads)
     echo_result(result, out, "runs.csv, curves.csv, summary.csv")
 
