@@ -14,15 +14,15 @@ from losspath.store import Run
 def tiny_study(tmp_path_factory):
     """The MLP setting at two widths with every method; the BatchNorm ResNet at one width with weight matching
     (line evaluation of conv nets is the slow part), both BatchNorm modes."""
-    import os
-
-    os.environ["LOSSPATH_HOME"] = str(tmp_path_factory.mktemp("rebasin_runs"))
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LOSSPATH_HOME", str(tmp_path_factory.mktemp("rebasin_runs")))
     out = tmp_path_factory.mktemp("rebasin_out")
     mlp = run_study(["mnist5k-mlp"], widths={"mnist5k-mlp": (4, 8)}, steps="4it", points=3, out=out / "mlp",
                     progress=False)
     resnet = run_study(["mnist1d-resnet"], widths={"mnist1d-resnet": (2,)}, methods=["weight"], steps="4it",
                        points=3, bn_batches=1, out=out / "resnet", progress=False)
-    return mlp, resnet, out
+    yield mlp, resnet, out
+    patch.undo()
 
 
 def test_rebasin_study_runs_every_method_and_both_batchnorm_modes_at_tiny_size(tiny_study):
