@@ -132,3 +132,13 @@ def test_describe_notes_a_split_whose_error_is_zero_along_every_line():
     assert "note: the train error is 0 at every point of every line" in text
     assert "note: the test error" not in text
     assert "test: not stable at any k of the schedule" in text and "train: stable from k = 0" in text
+
+
+@pytest.mark.slow
+def test_instability_on_a_local_dask_cluster_gives_the_local_results(tmp_path):
+    pytest.importorskip("distributed")
+    study = dict(settings=["digits-mlp"], replicates=1, points=3, k_base=4, steps="6it", splits=["test"],
+                 progress=False, threads=1)
+    local = run_study(**study, root=tmp_path / "local", out=tmp_path / "local_out")
+    dask = run_study(**study, root=tmp_path / "dask", out=tmp_path / "dask_out", executor="dask", workers=2)
+    pd.testing.assert_frame_equal(dask["summary"], local["summary"], check_exact=False, rtol=1e-6, atol=1e-7)
