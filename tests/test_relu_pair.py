@@ -202,3 +202,22 @@ def test_in_place_op_after_a_held_first_layer_does_not_corrupt_later_calls(monke
     held_start = {**start, "0.weight": end["0.weight"]}  # scheme ["2"]: layer 0 is held at the end state
     expected = _reference(model, held_start, end, x, y, UNSORTED)
     np.testing.assert_allclose(result.loss, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_kernels_leave_torch_threads_alone():
+    """The numba kernels once shared OpenMP with torch: after a ReLU-pair line torch's thread count had changed
+    (and every later torch op in the process crawled). Torch keeps its count, numba runs its own workqueue."""
+    import numba
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        g = torch.Generator().manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+        start = {k: torch.randn(v.shape, generator=g) for k, v in model.state_dict().items()}
+        x, y = torch.randn(64, 6, generator=g), torch.randint(0, 3, (64,), generator=g)
+        line = evaluate_line(model, start, model.state_dict(), (x, y), points=11, progress=False)
+        assert line.info["relu_pair"]
+        assert torch.get_num_threads() == 1 and numba.threading_layer() == "workqueue"
+    finally:
+        torch.set_num_threads(before)

@@ -25,7 +25,7 @@ DataRootOpt = typer.Option(None, "--data-root", help="Data sets (default $LOSSPA
 
 @app.command()
 def train(
-    data: str = typer.Option("mnist1d", "--data", help="Data set: mnist1d, digits, mnist, cifar10, imagenet."),
+    data: str = typer.Option("mnist1d", "--data", help="Data set: mnist1d, mnist5k, digits, mnist, cifar10, imagenet."),
     model: str = typer.Option("lenet_300_100", "--model", help="Network, e.g. lenet_300_100, mlp_512_512, cifar_resnet_20."),
     steps: Optional[str] = typer.Option(None, "--steps", help="Training length: '40ep', '1000it', '2ep50it' "
                                         "(a bare number counts iterations: '100' is '100it')."),

@@ -29,6 +29,12 @@ def _compiled():
 def _define(cache: bool):
     import numba
 
+    # numba's default OpenMP layer shares libgomp with torch: after one kernel torch's intra-op thread count
+    # had changed and its threads spun against numba's, so every later torch op in the process (training a
+    # net after its lines, as the MLI studies do) ran ~200× slower. The workqueue layer keeps its own threads
+    # asleep between kernels; `_run`'s lock already gives it the one-caller-at-a-time it needs.
+    numba.config.THREADING_LAYER = "workqueue"
+
     @numba.njit(parallel=True, cache=cache)
     def switch_points(p, q, sorted_alphas, on_first, switch):  # pragma: no cover (compiled)
         """on_first[n, j]: unit j is on at the smallest α; switch[n, j]: the first sorted index where its state
@@ -92,8 +98,13 @@ def _run(which: int, *args) -> None:
     import numba
 
     with LOCK:
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-        _compiled()[which](*args)
+        kernel = _compiled()[which]  # first: it picks the threading layer, which set_num_threads launches
+        threads = torch.get_num_threads()
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        try:
+            kernel(*args)
+        finally:
+            torch.set_num_threads(threads)  # whatever layer numba ended up with, torch keeps its own count
 
 
 def switch_points(p: torch.Tensor, q: torch.Tensor,
