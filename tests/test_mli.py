@@ -271,3 +271,31 @@ def test_toy_cli_bad_input(tmp_path, capsys):
     assert code == 2 and "activation" in err and not (tmp_path / "o").exists()
     code, _, err = run_cli(["reproduce", "mli-toy", "--threads", "0", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "--threads must be at least 1" in err and not (tmp_path / "o").exists()
+
+
+def test_verdicts_on_a_hand_made_sweep():
+    """Two cells, three seeds each: a deep small-init cell where biases make a plateau (0.5 vs 0.02) and the
+    homogeneous scheme removes it, and a shallow cell with no plateau either way (0.03 vs 0.03)."""
+    from losspath.studies.mli_verdicts import cell_table, describe
+
+    rows = []
+    for depth, scale, ratio, plateaus in ((4, 0.1, 1e-5, dict(all=0.5, homogeneous=0.04, homogeneous_output=0.3,
+                                                                free=0.02)),
+                                          (2, 1.5, 2.0, dict(all=0.03, homogeneous=0.03, homogeneous_output=0.03,
+                                                             free=0.03))):
+        for seed in range(3):
+            base = dict(dataset="digits", family="mlp", depth=depth, init_scale=scale, replicate=seed,
+                        status="converged", ratio_logits=ratio, common_class_share=0.8, bias_argmax_share=0.6,
+                        init_dominated_loss=False)
+            for scheme in ("all", "homogeneous", "homogeneous_output"):
+                rows.append(dict(base, bias=True, scheme=scheme, error_plateau_end_chance=plateaus[scheme]))
+            rows.append(dict(base, bias=False, scheme="all", error_plateau_end_chance=plateaus["free"]))
+    summary = pd.DataFrame(rows)
+    runs = summary[summary.scheme == "all"].assign(train_error=0.0)
+    cells = cell_table(summary).set_index("depth")
+    assert cells.loc[4, "regime"] == "inside" and cells.loc[2, "regime"] == "init-dominated"
+    assert (cells.loc[4, "biases"], cells.loc[4, "bias_free"], cells.loc[4, "biases_longer"]) == (0.5, 0.02, 3)
+    text = describe(dict(runs=runs, summary=summary), training=dict(lr=0.05))
+    assert "agrees 3/3; agrees 3/3; agrees 3/3" in text and "no plateau 0/3; no plateau 0/3; no plateau 0/3" in text
+    assert "inside the paper's regime: biases lengthen the error plateau: agrees in 1 (4×0.1) of 1 cells" in text
+    assert "outside the paper's regime (init-dominated)" in text and "says nothing about it" in text

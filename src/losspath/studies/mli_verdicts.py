@@ -15,6 +15,7 @@ import math
 from ..metrics import REGIME_INSIDE as INSIDE, REGIME_OUTSIDE as OUTSIDE, rank_correlation, regime_of
 
 MARGIN = 0.05  # a plateau counts as longer when it ends at least this much later (in α)
+NO_PLATEAU = 0.1  # a cell whose bias-ful nets' error plateau ends before this (mean α) has no plateau to explain
 PLATEAU = "error_plateau_end_chance"
 KEYS = ["dataset", "depth", "init_scale"]
 
@@ -51,10 +52,13 @@ def cell_table(summary):
     return pd.DataFrame(rows)
 
 
-def _agree(count: int, total: int) -> str:
-    """A claim checked seed by seed: agrees when it holds for more than half of the compared seeds."""
+def _agree(count: int, total: int, plateau: float) -> str:
+    """A claim checked seed by seed: agrees when it holds for more than half of the compared seeds; "no
+    plateau" when the bias-ful nets have none (mean end < NO_PLATEAU), so there is nothing to lengthen or cut."""
     if total == 0:
         return "n/a"
+    if plateau < NO_PLATEAU and 2 * count <= total:
+        return f"no plateau {count}/{total}"
     return f"agrees {count}/{total}" if 2 * count > total else f"disagrees {count}/{total}"
 
 
@@ -82,7 +86,8 @@ def describe(tables: dict, split: str = "train", training: dict | None = None) -
                  "bias-free / homogeneous / output-homog. | biases lengthen it; homogeneous, output-homog. shorten it")
     verdicts = {}
     for c in cells.itertuples():
-        v = (_agree(c.biases_longer, c.pairs), _agree(c.homogeneous_shorter, c.seeds), _agree(c.output_shorter, c.seeds))
+        v = (_agree(c.biases_longer, c.pairs, c.biases), _agree(c.homogeneous_shorter, c.seeds, c.biases),
+             _agree(c.output_shorter, c.seeds, c.biases))
         verdicts[c.Index] = v
         lines.append(f"  {c.dataset:7s} {c.depth:5d} {c.init_scale:<5g} {c.ratio:<8.2g} {c.regime:14s} | "
                      + " / ".join(f"{getattr(c, k):.2f}±{getattr(c, k + '_std'):.2f}"
@@ -96,9 +101,12 @@ def describe(tables: dict, split: str = "train", training: dict | None = None) -
         claims = []
         for i, claim in enumerate(("biases lengthen the error plateau", "homogeneous biases (α^ℓ) shorten it",
                                    "the output bias alone (α^L) shortens it")):
-            agree = [f"{c.depth}×{c.init_scale:g}" for c in part.itertuples() if verdicts[c.Index][i].startswith("agrees")]
-            claims.append(f"{claim}: agrees in {len(agree)} of {len(part)} cells" + (f" ({', '.join(agree)})" if agree
-                                                                                    else ""))
+            def cells_with(word):
+                return [f"{c.depth}×{c.init_scale:g}" for c in part.itertuples() if verdicts[c.Index][i].startswith(word)]
+
+            counts = [f"{word} in {len(found)}" + (f" ({', '.join(found)})" if found else "")
+                      for word in ("agrees", "disagrees", "no plateau") for found in [cells_with(word)] if found]
+            claims.append(f"{claim}: " + ", ".join(counts) + f" of {len(part)} cells")
         text = f"{label}: " + "; ".join(claims)
         text += f"; mean plateau end {part.biases.mean():.2f} with biases vs {part.bias_free.mean():.2f} without"
         if regime != "inside":
