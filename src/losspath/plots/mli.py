@@ -9,6 +9,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from ..metrics import REGIME_INSIDE, REGIME_OUTSIDE
 from .common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
@@ -19,25 +20,28 @@ CLASS_COLORS = plt.get_cmap("tab10").colors
 
 
 def featured_net(summary, dataset: str) -> dict | None:
-    """The net the study's figures show for `dataset`: the bias-ful MLP at the smallest init scale where one
-    converged, the deepest there, replicate 0 (the paper's regime, as far as this sweep reaches it)."""
-    s = summary[(summary.dataset == dataset) & (summary.family == "mlp") & summary.bias & (summary.replicate == 0)
-                & (summary.scheme == "all")]
-    if s.empty:
+    """The net the study's figures show for `dataset`: a bias-ful MLP that converged together with its
+    bias-free twin, at the smallest such init scale (the paper's regime, as far as this sweep reaches it), the
+    deepest there, the lowest seed; without such a pair, the bias-ful net that comes first in that order."""
+    s = summary[(summary.dataset == dataset) & (summary.family == "mlp") & (summary.scheme == "all")]
+    ful = s[s.bias]
+    if ful.empty:
         return None
-    s = s.assign(_ok=(s.status == "converged").astype(int))
-    row = s.sort_values(["_ok", "init_scale", "depth"], ascending=[False, True, False]).iloc[0]
-    return dict(depth=int(row.depth), init_scale=float(row.init_scale), converged=bool(row._ok),
-                ratio=float(row.ratio_logits))
+    keys = ["depth", "init_scale", "replicate"]
+    twin = s[~s.bias].set_index(keys).status.reindex(pd.MultiIndex.from_frame(ful[keys])).to_numpy()
+    ful = ful.assign(_ok=((ful.status == "converged").to_numpy() & (twin == "converged")).astype(int))
+    row = ful.sort_values(["_ok", "init_scale", "depth", "replicate"], ascending=[False, True, False, True]).iloc[0]
+    return dict(depth=int(row.depth), init_scale=float(row.init_scale), replicate=int(row.replicate),
+                converged=row.status == "converged", ratio=float(row.ratio_logits))
 
 
-def _select(frame, dataset, depth, scale, bias, replicate=0):
+def _select(frame, dataset, depth, scale, bias, replicate):
     return frame[(frame.dataset == dataset) & (frame.family == "mlp") & (frame.depth == depth)
                  & np.isclose(frame.init_scale, scale) & (frame.bias == bias) & (frame.replicate == replicate)]
 
 
 def _title(name: str, f: dict) -> str:
-    return (f"{name}: {f['depth']} hidden, init ×{f['init_scale']:g}, r = {f['ratio']:.2g}"
+    return (f"{name}: {f['depth']} hidden, init ×{f['init_scale']:g}, seed {f['replicate']}, r = {f['ratio']:.2g}"
             + ("" if f["converged"] else " (not converged)"))
 
 
@@ -81,12 +85,12 @@ def plot_curves(curves, summary, path) -> list[Path]:
         f = featured_net(summary, name)
         if f is None:
             continue
-        c = _select(curves, name, f["depth"], f["init_scale"], True)
+        c = _select(curves, name, f["depth"], f["init_scale"], True, f["replicate"])
         for scheme, style in SCHEME_STYLE.items():
             line = c[c.scheme == scheme]
             axes[0, j].plot(line.alpha, line.loss, label=scheme, **style)
             axes[1, j].plot(line.alpha, line.error, label=scheme, **style)
-        free = _select(curves, name, f["depth"], f["init_scale"], False)
+        free = _select(curves, name, f["depth"], f["init_scale"], False, f["replicate"])
         axes[0, j].plot(free.alpha, free.loss, color="black", lw=0.8, label="no biases")
         axes[1, j].plot(free.alpha, free.error, color="black", lw=0.8, label="no biases")
         axes[0, j].set_title(_title(name, f))
@@ -107,7 +111,7 @@ def plot_biases(biases, summary, path) -> list[Path]:
         f, ax = featured_net(summary, name), axes[0, j]
         if f is None:
             continue
-        b = _select(biases, name, f["depth"], f["init_scale"], True).sort_values("cls")
+        b = _select(biases, name, f["depth"], f["init_scale"], True, f["replicate"]).sort_values("cls")
         top = int(b.bias_value.to_numpy().argmax())
         ax.bar(b.cls, b.bias_value, color=[PALETTE[1] if i == top else PALETTE[5] for i in range(len(b))])
         span = float(np.ptp(b.bias_value.to_numpy())) or 1.0
@@ -135,8 +139,8 @@ def plot_class_shares(shares: dict, summary, path, schemes=("all", "homogeneous"
         if f is None:
             continue
         per = next((v for k, v in shares.items() if (k.dataset, k.family, k.depth, k.bias, k.seed) ==
-                    (name, "mlp", f["depth"], True, 0) and math.isclose(k.init_scale, f["init_scale"])), {})
-        row = _select(summary, name, f["depth"], f["init_scale"], True)
+                    (name, "mlp", f["depth"], True, f["replicate"]) and math.isclose(k.init_scale, f["init_scale"])), {})
+        row = _select(summary, name, f["depth"], f["init_scale"], True, f["replicate"])
         for i, scheme in enumerate(schemes):
             ax = axes[i, j]
             if scheme not in per:

@@ -53,8 +53,9 @@ CAPTIONS = {
                             "means); left of the dotted line the paper's regime, right of the dashed one "
                             "init-dominated. Colours: with biases (all), bias-free twin, homogeneous, output-bias "
                             "homogeneous.",
-    "curves_by_scheme": "Training loss and error along init → final for the featured net (the smallest converged init "
-                        "scale, deepest, replicate 0), one line per scheme; black: its bias-free twin.",
+    "curves_by_scheme": "Training loss and error along init → final for the featured net (converged with its bias-free "
+                        "twin, at the smallest such init scale, the deepest there), one line per scheme; black: the "
+                        "bias-free twin.",
     "class_shares": "Share of training examples predicted as each class along the line for the featured net; hatched: "
                     "the argmax class of the last-layer bias; dashed: the error plateau end (against chance).",
     "last_layer_biases": "Final last-layer bias per class of the featured net; the number is the order in which the "
