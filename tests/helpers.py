@@ -27,3 +27,34 @@ def run_cli(args, capsys):
         raise SystemExit(0)
     out = capsys.readouterr()
     return exc.value.code, out.out, out.err
+
+
+KILLED_TRAINING = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import losspath.training.loop as loop
+from losspath.hparams import Hparams
+from helpers import make_blobs
+calls = {{"n": 0}}
+real = loop.save_state
+def save_then_die(*a, **k):
+    real(*a, **k)
+    calls["n"] += 1
+    if calls["n"] == {kill_after}:
+        os.kill(os.getpid(), signal.SIGKILL)
+loop.save_state = save_then_die
+loop.train(Hparams(**{hp!r}), root={root!r}, dataset=make_blobs(), progress=False)
+"""
+
+
+def train_killed_after(hp, root, kill_after: int):
+    """Train `hp` on make_blobs() under `root` in a subprocess that SIGKILLs itself right after its
+    `kill_after`-th file save; returns the CompletedProcess (returncode -SIGKILL when the kill happened)."""
+    import os
+    import subprocess
+    import sys
+
+    script = KILLED_TRAINING.format(tests=os.path.dirname(os.path.abspath(__file__)), kill_after=kill_after,
+                                    hp=hp.to_dict(), root=str(root))
+    return subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": "src"},
+                          capture_output=True, text=True)

@@ -1,8 +1,5 @@
 """Training to convergence (Hparams.stop_at_train_error): where it stops, how it hashes, how it resumes."""
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -10,7 +7,8 @@ from losspath.checkpoints import load_state
 from losspath.hparams import Hparams
 from losspath.store import Run
 from losspath.training import evaluate, model_for, train
-from test_training import CRASHER, states_equal
+from helpers import train_killed_after
+from test_training import states_equal
 
 # blobs: 200 examples, batch 32 → 7 iterations per epoch; a cap of 60 epochs is 420 iterations
 HP = Hparams(dataset="blobs", model="mlp_16", steps="60ep", batch_size=32, lr=0.05, momentum=0.9,
@@ -55,9 +53,7 @@ def test_the_target_is_part_of_the_run_hash():
 def test_resume_after_kill_stops_at_the_same_step_bit_identically(tmp_path, tiny_dataset, kill_after):
     ref = train(HP, root=tmp_path / "ref", dataset=tiny_dataset, progress=False)
     root = tmp_path / "killed"
-    script = CRASHER.format(conftest=os.path.dirname(__file__), kill_after=kill_after, hp=HP.to_dict(), root=str(root))
-    proc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": "src"},
-                          capture_output=True, text=True)
+    proc = train_killed_after(HP, root, kill_after)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not Run.for_hparams(HP, root).is_complete
     resumed = train(HP, root=root, dataset=tiny_dataset, progress=False)

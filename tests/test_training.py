@@ -2,7 +2,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ from losspath.hparams import Hparams
 from losspath.steps import checkpoint_schedule
 from losspath.store import Run, run_lock
 from losspath.training import lr_at, model_for, train
+from helpers import train_killed_after
 
 HP = Hparams(dataset="blobs", model="mlp_16", steps="3ep", batch_size=32, lr=0.05, momentum=0.9,
              weight_decay=1e-3, milestones="2ep", checkpoints="frankle")
@@ -108,32 +108,11 @@ def test_warmup_training_matches_sgd_with_openlths_lambda_schedule(tmp_path, tin
     assert states_equal(load_state(run.checkpoint(0)), load_state(run.checkpoint(1)))
 
 
-CRASHER = textwrap.dedent("""
-    import os, signal, sys, torch
-    sys.path.insert(0, {conftest!r})
-    import losspath.training.loop as loop
-    from losspath.hparams import Hparams
-    from helpers import make_blobs
-    calls = {{"n": 0}}
-    real = loop.save_state
-    def save_then_die(*a, **k):
-        real(*a, **k)
-        calls["n"] += 1
-        if calls["n"] == {kill_after}:
-            os.kill(os.getpid(), signal.SIGKILL)
-    loop.save_state = save_then_die
-    hp = Hparams(**{hp!r})
-    loop.train(hp, root={root!r}, dataset=make_blobs(), progress=False)
-""")
-
-
 @pytest.mark.parametrize("kill_after", [1, 2, 9, 12])
 def test_resume_after_kill_is_bit_identical(tmp_path, tiny_dataset, kill_after):
     ref = train(HP, root=tmp_path / "ref", dataset=tiny_dataset, progress=False)
     root = tmp_path / "killed"
-    script = CRASHER.format(conftest=os.path.dirname(__file__), kill_after=kill_after, hp=HP.to_dict(), root=str(root))
-    proc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": "src"},
-                          capture_output=True, text=True)
+    proc = train_killed_after(HP, root, kill_after)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     run = Run.for_hparams(HP, root)
     assert not run.is_complete and (run.dir / "resume.safetensors").exists() == (kill_after > 1)
