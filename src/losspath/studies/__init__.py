@@ -9,6 +9,15 @@ import typer
 
 THREADS_OPTION = typer.Option(None, "--threads", help="Torch threads (default: torch's choice; 1 is often fastest "
                               "on a machine other jobs share).")
+# The runtime options every study takes, declared once.
+ROOT_OPTION = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME).")
+DATA_ROOT_OPTION = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA).")
+DEVICE_OPTION = typer.Option(None, "--device")
+EXECUTOR_OPTION = typer.Option("local", "--executor", help="local (in-process) or dask.")
+SCHEDULER_OPTION = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT.")
+WORKERS_OPTION = typer.Option(None, "--workers", help="Start a local Dask cluster of N workers.")
+JOB_THREADS_OPTION = typer.Option(None, "--threads", help="Torch threads per job (default: all of this process's).")
+QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
 def study_app(cli) -> typer.Typer:

@@ -32,7 +32,7 @@ import typer
 
 from ..errors import LosspathError
 from ..hparams import Hparams
-from . import echo_result, study_app
+from . import DATA_ROOT_OPTION, DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, echo_result, study_app
 
 PARTS = (1, 2, 3, 4, 5, 6)
 NEEDS = {1: (1,), 2: (2,), 3: (2, 3), 4: (4,), 5: (4, 5), 6: (2, 4, 5, 6)}  # runs each part reads
@@ -313,12 +313,12 @@ def cli(
     repeats: int = typer.Option(Config.repeats, "--repeats", help="Part 5: perturb-and-retrain repeats (paper: 4)."),
     points: int = typer.Option(Config.points, "--points", help="Part 6: α per line."),
     out: Path = typer.Option(Path("results/basins"), "--out", help="Output directory."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
-    device: Optional[str] = typer.Option(None, "--device"),
+    root: Optional[Path] = ROOT_OPTION,
+    data_root: Optional[Path] = DATA_ROOT_OPTION,
+    device: Optional[str] = DEVICE_OPTION,
     threads: int = typer.Option(DEFAULT_THREADS, "--threads", help="Torch threads (default 1: the embedded nets "
                                 "are too small to gain from more)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = QUIET_OPTION,
 ):
     """Liao & Poggio 2017 (Theory II, Figures 2-5): polynomial nets, branching SGD, MDS, GD branches with
     averaging, flatness, and lines between parents and children.

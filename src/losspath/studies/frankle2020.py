@@ -24,7 +24,8 @@ from ..metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_e
 from ..store import Run
 from ..sweeps import cached_dataset, check_threads, line_job, make_executor, train_job
 from ..training import plan_run
-from . import echo_result, study_app
+from . import (DATA_ROOT_OPTION, DEVICE_OPTION, EXECUTOR_OPTION, JOB_THREADS_OPTION, QUIET_OPTION, ROOT_OPTION,
+               SCHEDULER_OPTION, WORKERS_OPTION, echo_result, study_app)
 
 
 @dataclass(frozen=True)
@@ -214,14 +215,14 @@ def cli(
     bias_init: Optional[str] = typer.Option(None, "--bias-init", help="Override every setting's bias init: zero "
                                             "(embedded settings) or uniform (OpenLTH's, the paper settings)."),
     out: Path = typer.Option(Path("results/frankle2020"), "--out", help="Output directory."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
-    device: Optional[str] = typer.Option(None, "--device"),
-    executor: str = typer.Option("local", "--executor", help="local (in-process) or dask."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Start a local Dask cluster of N workers."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per job (default: all of this process's)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    root: Optional[Path] = ROOT_OPTION,
+    data_root: Optional[Path] = DATA_ROOT_OPTION,
+    device: Optional[str] = DEVICE_OPTION,
+    executor: str = EXECUTOR_OPTION,
+    scheduler: Optional[str] = SCHEDULER_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    threads: Optional[int] = JOB_THREADS_OPTION,
+    quiet: bool = QUIET_OPTION,
 ):
     """Frankle 2020, Figures 1-3: lines from every checkpoint t to the last one, 3 replicates.
 

@@ -28,7 +28,8 @@ from ..siblings import child_hparams, child_train_job, pair_line_job
 from ..store import Run
 from ..sweeps import cached_dataset, check_threads, make_executor, train_job
 from ..training import plan_run
-from . import echo_result, study_app
+from . import (DATA_ROOT_OPTION, DEVICE_OPTION, EXECUTOR_OPTION, JOB_THREADS_OPTION, QUIET_OPTION, ROOT_OPTION,
+               SCHEDULER_OPTION, WORKERS_OPTION, echo_result, study_app)
 from .frankle2020 import SETTINGS, hparams_for
 
 DEFAULT_SETTINGS = ("mnist5k-lenet_300_100", "mnist1d-resnet")
@@ -222,15 +223,14 @@ def cli(
     steps: Optional[str] = typer.Option(None, "--steps", help="Override every setting's training length."),
     bias_init: Optional[str] = typer.Option(None, "--bias-init", help="Override every setting's bias init."),
     out: Path = typer.Option(Path("results/instability"), "--out", help="Output directory."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
-    device: Optional[str] = typer.Option(None, "--device"),
-    executor: str = typer.Option("local", "--executor", help="local (in-process) or dask."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Start a local Dask cluster of N workers."),
-    threads: Optional[int] = typer.Option(None, "--threads",
-                                          help="Torch threads per job (default: all of this process's)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    root: Optional[Path] = ROOT_OPTION,
+    data_root: Optional[Path] = DATA_ROOT_OPTION,
+    device: Optional[str] = DEVICE_OPTION,
+    executor: str = EXECUTOR_OPTION,
+    scheduler: Optional[str] = SCHEDULER_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    threads: Optional[int] = JOB_THREADS_OPTION,
+    quiet: bool = QUIET_OPTION,
 ):
     """Frankle et al. 2020 (linear mode connectivity): the error barrier between two copies spawned at step k.
 

@@ -33,7 +33,7 @@ from typing import List, Optional
 
 import typer
 
-from . import echo_result, study_app
+from . import DATA_ROOT_OPTION, DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, echo_result, study_app
 
 DEFAULT_DATA = ("digits",)
 DEFAULT_DEPTHS = (2, 4, 8)
@@ -297,12 +297,12 @@ def cli(
     batch_size: Optional[int] = typer.Option(None, "--batch-size",
                                              help=f"(default {TRAIN['batch_size']}; 0: full batch)."),
     out: Path = typer.Option(Path("results/mli_plateau"), "--out", help="Output directory."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
-    device: Optional[str] = typer.Option(None, "--device"),
+    root: Optional[Path] = ROOT_OPTION,
+    data_root: Optional[Path] = DATA_ROOT_OPTION,
+    device: Optional[str] = DEVICE_OPTION,
     threads: int = typer.Option(1, "--threads", help="Torch threads (default 1: the nets are tiny, and more threads "
                                 "only wait on each other)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = QUIET_OPTION,
 ):
     """Wang et al. 2023: the plateau on the init → final line, per depth × init scale cell, with and without
     biases and with homogeneous bias schemes; verdicts inside and outside the paper's (small-init) regime.

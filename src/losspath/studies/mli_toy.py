@@ -20,7 +20,7 @@ from typing import List, Optional
 
 import typer
 
-from . import THREADS_OPTION, echo_result, study_app
+from . import DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, THREADS_OPTION, echo_result, study_app
 
 DEFAULT_DEPTHS = (1, 2, 3, 4, 5)
 DEFAULT_INIT_SCALES = (0.1, 0.3, 1.0)
@@ -292,10 +292,10 @@ def cli(
     steps: Optional[str] = typer.Option(None, "--steps", help=f"GD iterations (default {TRAIN['steps']})."),
     lr: Optional[float] = typer.Option(None, "--lr", help=f"GD step size (default {TRAIN['lr']})."),
     out: Path = typer.Option(Path("results/mli_toy"), "--out", help="Output directory."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
-    device: Optional[str] = typer.Option(None, "--device"),
+    root: Optional[Path] = ROOT_OPTION,
+    device: Optional[str] = DEVICE_OPTION,
     threads: Optional[int] = THREADS_OPTION,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = QUIET_OPTION,
 ):
     """Wang et al. 2023's simple model: per-class weights and biases over training; plateau vs r and init scale.
 

@@ -29,7 +29,8 @@ from ..metrics import barrier, barrier_height
 from ..store import Run
 from ..sweeps import cached_dataset, check_threads, make_executor, train_job
 from ..training import model_for
-from . import echo_result, study_app
+from . import (DATA_ROOT_OPTION, DEVICE_OPTION, EXECUTOR_OPTION, JOB_THREADS_OPTION, QUIET_OPTION, ROOT_OPTION,
+               SCHEDULER_OPTION, WORKERS_OPTION, echo_result, study_app)
 
 
 @dataclass(frozen=True)
@@ -262,15 +263,14 @@ def cli(
                                              "statistics are recomputed from at each α (default: all)."),
     steps: Optional[str] = typer.Option(None, "--steps", help="Override every setting's training length."),
     out: Path = typer.Option(Path("results/rebasin"), "--out", help="Output directory."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME)."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA)."),
-    device: Optional[str] = typer.Option(None, "--device"),
-    executor: str = typer.Option("local", "--executor", help="local (in-process) or dask."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Start a local Dask cluster of N workers."),
-    threads: Optional[int] = typer.Option(None, "--threads",
-                                          help="Torch threads per job (default: all of this process's)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    root: Optional[Path] = ROOT_OPTION,
+    data_root: Optional[Path] = DATA_ROOT_OPTION,
+    device: Optional[str] = DEVICE_OPTION,
+    executor: str = EXECUTOR_OPTION,
+    scheduler: Optional[str] = SCHEDULER_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    threads: Optional[int] = JOB_THREADS_OPTION,
+    quiet: bool = QUIET_OPTION,
 ):
     """Git Re-Basin: the line between two replicates, naive vs weight- and activation-matched, against width.
 
