@@ -4,7 +4,7 @@ The ReLU-pair shortcut (`relu_pair.py`) needs, per example, the α at which each
 sweep over the α in increasing order that updates the second layer's quadratic coefficients only where a unit
 switches. Both loops compile on first use (seconds; numba caches them on disk). Plain IEEE arithmetic (no
 fastmath), so a unit's on/off state is decided the same way everywhere. `_run` holds `LOCK`: numba's parallel
-runtime must not be entered from two Python threads at once.
+runtime must not be entered from two Python threads at once; it also puts torch's thread count back.
 """
 from __future__ import annotations
 
@@ -29,11 +29,6 @@ def _compiled():
 def _define(cache: bool):
     import numba
 
-    # numba's default OpenMP layer shares libgomp with torch: after one kernel torch's intra-op thread count
-    # had changed and its threads spun against numba's, so every later torch op in the process (training a
-    # net after its lines, as the MLI studies do) ran ~200× slower. The workqueue layer keeps its own threads
-    # asleep between kernels; `_run`'s lock already gives it the one-caller-at-a-time it needs.
-    numba.config.THREADING_LAYER = "workqueue"
 
     @numba.njit(parallel=True, cache=cache)
     def switch_points(p, q, sorted_alphas, on_first, switch):  # pragma: no cover (compiled)
@@ -98,13 +93,14 @@ def _run(which: int, *args) -> None:
     import numba
 
     with LOCK:
-        kernel = _compiled()[which]  # first: it picks the threading layer, which set_num_threads launches
         threads = torch.get_num_threads()
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         try:
-            kernel(*args)
+            _compiled()[which](*args)
         finally:
-            torch.set_num_threads(threads)  # whatever layer numba ended up with, torch keeps its own count
+            # numba's OpenMP layer shares libgomp with torch: a kernel left torch at numba's thread count, and
+            # every later torch op in the process (training after lines, as the MLI studies do) ran ~200× slower
+            torch.set_num_threads(threads)
 
 
 def switch_points(p: torch.Tensor, q: torch.Tensor,
