@@ -43,13 +43,15 @@ def save_then_die(*a, **k):
     if calls["n"] == {kill_after}:
         os.kill(os.getpid(), signal.SIGKILL)
 loop.save_state = save_then_die
-loop.train(Hparams(**{hp!r}), root={root!r}, dataset=make_blobs(), progress=False)
+hp = Hparams(**{hp!r})
+loop.train(hp, root={root!r}, dataset=make_blobs() if hp.dataset == "blobs" else None, progress=False)
 """
 
 
 def train_killed_after(hp, root, kill_after: int):
-    """Train `hp` on make_blobs() under `root` in a subprocess that SIGKILLs itself right after its
-    `kill_after`-th file save; returns the CompletedProcess (returncode -SIGKILL when the kill happened)."""
+    """Train `hp` (on make_blobs() for data set "blobs", else the named data set) under `root` in a subprocess
+    that SIGKILLs itself right after its `kill_after`-th file save; returns the CompletedProcess (returncode
+    -SIGKILL when the kill happened)."""
     import os
     import subprocess
     import sys

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import run_cli
+from helpers import run_cli, train_killed_after
 from losspath.checkpoints import atomic_write_text, load_state, save_state
 from losspath.errors import LosspathError
 from losspath.hparams import Hparams
@@ -224,27 +224,9 @@ def test_garbled_run_json_or_done_is_reported_then_repaired_by_train(run, capsys
     assert Run.open(run.dir).verify() is None
 
 
-CRASHER = """
-import os, signal, sys
-from losspath.training import loop
-from losspath.hparams import Hparams
-calls = {{"n": 0}}
-real = loop.save_state
-def save_then_die(*a, **k):
-    real(*a, **k)
-    calls["n"] += 1
-    if calls["n"] == {kill_after}:
-        os.kill(os.getpid(), signal.SIGKILL)
-loop.save_state = save_then_die
-loop.train(Hparams(**{hp!r}), root={root!r}, progress=False)
-"""
-
-
 def killed_run(root: Path, kill_after: int) -> Run:
     """A partial run of HP: a real training process killed right after its `kill_after`-th state file."""
-    script = CRASHER.format(kill_after=kill_after, hp=HP.to_dict(), root=str(root))
-    proc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": "src"},
-                          capture_output=True, text=True)
+    proc = train_killed_after(HP, root, kill_after)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return Run.for_hparams(HP, root)
 
