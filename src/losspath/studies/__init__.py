@@ -4,6 +4,9 @@ Each study module has a typer-annotated `cli` and `app = study_app(cli)`; `lossp
 module when it runs and hands `app` the arguments.
 """
 import functools
+import inspect
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -18,17 +21,36 @@ SCHEDULER_OPTION = typer.Option(None, "--scheduler", help="Dask scheduler addres
 WORKERS_OPTION = typer.Option(None, "--workers", help="Start a local Dask cluster of N workers.")
 JOB_THREADS_OPTION = typer.Option(None, "--threads", help="Torch threads per job (default: all of this process's).")
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+# The runtime of a study whose jobs go to an executor: option name → (type, option). `study_app(cli, JOB_RUNTIME)`
+# adds them to the study's options and hands them to `cli` as one value, `runtime`: the keyword arguments of
+# run_study (root, data_root, device, executor, scheduler, workers, threads, progress).
+JOB_RUNTIME = {"root": (Optional[Path], ROOT_OPTION), "data_root": (Optional[Path], DATA_ROOT_OPTION),
+               "device": (Optional[str], DEVICE_OPTION), "executor": (str, EXECUTOR_OPTION),
+               "scheduler": (Optional[str], SCHEDULER_OPTION), "workers": (Optional[int], WORKERS_OPTION),
+               "threads": (Optional[int], JOB_THREADS_OPTION), "quiet": (bool, QUIET_OPTION)}
 
 
-def study_app(cli) -> typer.Typer:
-    """The typer app that parses a study's options and runs its `cli`."""
+def study_app(cli, runtime: dict | None = None) -> typer.Typer:
+    """The typer app that parses a study's options and runs its `cli`; with `runtime` (e.g. JOB_RUNTIME), those
+    options are added to cli's own and reach it as one dict `runtime` (quiet becomes progress)."""
     app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+    runtime = runtime or {}
 
     @functools.wraps(cli)  # typer reads the options from cli's signature
     def checked(**options):
         check_shared_options(options)
-        return cli(**options)
+        if not runtime:
+            return cli(**options)
+        values = {name: options.pop(name) for name in runtime}
+        values["progress"] = not values.pop("quiet", False)
+        return cli(**options, runtime=values)
 
+    if runtime:
+        own = [p for p in inspect.signature(cli, eval_str=True).parameters.values() if p.name != "runtime"]
+        added = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option, annotation=kind)
+                 for name, (kind, option) in runtime.items()]
+        checked.__signature__ = inspect.Signature(own + added)
+        checked.__annotations__ = {p.name: p.annotation for p in own + added}
     app.command()(checked)
     return app
 

@@ -24,8 +24,7 @@ from ..metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_e
 from ..store import Run
 from ..sweeps import cached_dataset, check_threads, line_job, make_executor, train_job
 from ..training import plan_run
-from . import (DATA_ROOT_OPTION, DEVICE_OPTION, EXECUTOR_OPTION, JOB_THREADS_OPTION, QUIET_OPTION, ROOT_OPTION,
-               SCHEDULER_OPTION, WORKERS_OPTION, echo_result, study_app)
+from . import JOB_RUNTIME, echo_result, study_app
 
 
 @dataclass(frozen=True)
@@ -215,14 +214,7 @@ def cli(
     bias_init: Optional[str] = typer.Option(None, "--bias-init", help="Override every setting's bias init: zero "
                                             "(embedded settings) or uniform (OpenLTH's, the paper settings)."),
     out: Path = typer.Option(Path("results/frankle2020"), "--out", help="Output directory."),
-    root: Optional[Path] = ROOT_OPTION,
-    data_root: Optional[Path] = DATA_ROOT_OPTION,
-    device: Optional[str] = DEVICE_OPTION,
-    executor: str = EXECUTOR_OPTION,
-    scheduler: Optional[str] = SCHEDULER_OPTION,
-    workers: Optional[int] = WORKERS_OPTION,
-    threads: Optional[int] = JOB_THREADS_OPTION,
-    quiet: bool = QUIET_OPTION,
+    runtime: dict = None,
 ):
     """Frankle 2020, Figures 1-3: lines from every checkpoint t to the last one, 3 replicates.
 
@@ -233,10 +225,8 @@ def cli(
       losspath reproduce frankle2020 --executor dask --scheduler tcp://10.0.0.5:8786
     """
     result = run_study(setting, replicates=replicates, points=points, split=split, batchnorm=batchnorm, out=out,
-                       root=root, data_root=data_root, steps=steps, device=device, progress=not quiet,
-                       executor=executor, scheduler=scheduler, workers=workers, threads=threads,
-                       bias_init=bias_init)
+                       steps=steps, bias_init=bias_init, **runtime)
     echo_result(result, out, "curves.csv, summary.csv, runs.csv")
 
 
-app = study_app(cli)
+app = study_app(cli, JOB_RUNTIME)

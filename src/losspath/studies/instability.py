@@ -28,8 +28,7 @@ from ..siblings import child_hparams, child_train_job, pair_line_job
 from ..store import Run
 from ..sweeps import cached_dataset, check_threads, make_executor, train_job
 from ..training import plan_run
-from . import (DATA_ROOT_OPTION, DEVICE_OPTION, EXECUTOR_OPTION, JOB_THREADS_OPTION, QUIET_OPTION, ROOT_OPTION,
-               SCHEDULER_OPTION, WORKERS_OPTION, echo_result, study_app)
+from . import JOB_RUNTIME, echo_result, study_app
 from .frankle2020 import SETTINGS, hparams_for
 
 DEFAULT_SETTINGS = ("mnist5k-lenet_300_100", "mnist1d-resnet")
@@ -223,14 +222,7 @@ def cli(
     steps: Optional[str] = typer.Option(None, "--steps", help="Override every setting's training length."),
     bias_init: Optional[str] = typer.Option(None, "--bias-init", help="Override every setting's bias init."),
     out: Path = typer.Option(Path("results/instability"), "--out", help="Output directory."),
-    root: Optional[Path] = ROOT_OPTION,
-    data_root: Optional[Path] = DATA_ROOT_OPTION,
-    device: Optional[str] = DEVICE_OPTION,
-    executor: str = EXECUTOR_OPTION,
-    scheduler: Optional[str] = SCHEDULER_OPTION,
-    workers: Optional[int] = WORKERS_OPTION,
-    threads: Optional[int] = JOB_THREADS_OPTION,
-    quiet: bool = QUIET_OPTION,
+    runtime: dict = None,
 ):
     """Frankle et al. 2020 (linear mode connectivity): the error barrier between two copies spawned at step k.
 
@@ -241,10 +233,8 @@ def cli(
       losspath reproduce instability --setting cifar10-resnet_20 --data-root ~/data
     """
     result = run_study(setting, replicates=replicates, points=points, k_base=k_base, splits=split,
-                       batchnorm=batchnorm, threshold=threshold, out=out, root=root, data_root=data_root,
-                       steps=steps, device=device, progress=not quiet, executor=executor, scheduler=scheduler,
-                       workers=workers, threads=threads, bias_init=bias_init)
+                       batchnorm=batchnorm, threshold=threshold, out=out, steps=steps, bias_init=bias_init, **runtime)
     echo_result(result, out, "runs.csv, curves.csv, summary.csv, stability.csv")
 
 
-app = study_app(cli)
+app = study_app(cli, JOB_RUNTIME)

@@ -29,8 +29,7 @@ from ..metrics import barrier, barrier_height
 from ..store import Run
 from ..sweeps import cached_dataset, check_threads, make_executor, train_job
 from ..training import model_for
-from . import (DATA_ROOT_OPTION, DEVICE_OPTION, EXECUTOR_OPTION, JOB_THREADS_OPTION, QUIET_OPTION, ROOT_OPTION,
-               SCHEDULER_OPTION, WORKERS_OPTION, echo_result, study_app)
+from . import JOB_RUNTIME, echo_result, study_app
 
 
 @dataclass(frozen=True)
@@ -263,14 +262,7 @@ def cli(
                                              "statistics are recomputed from at each α (default: all)."),
     steps: Optional[str] = typer.Option(None, "--steps", help="Override every setting's training length."),
     out: Path = typer.Option(Path("results/rebasin"), "--out", help="Output directory."),
-    root: Optional[Path] = ROOT_OPTION,
-    data_root: Optional[Path] = DATA_ROOT_OPTION,
-    device: Optional[str] = DEVICE_OPTION,
-    executor: str = EXECUTOR_OPTION,
-    scheduler: Optional[str] = SCHEDULER_OPTION,
-    workers: Optional[int] = WORKERS_OPTION,
-    threads: Optional[int] = JOB_THREADS_OPTION,
-    quiet: bool = QUIET_OPTION,
+    runtime: dict = None,
 ):
     """Git Re-Basin: the line between two replicates, naive vs weight- and activation-matched, against width.
 
@@ -280,10 +272,8 @@ def cli(
       losspath reproduce rebasin --setting mnist1d-resnet --widths mnist1d-resnet=4,8,16,32,64 --pairs 3
     """
     result = run_study(setting, widths=_parse_widths(widths), pairs=pairs, points=points, split=split, methods=method,
-                       bn_batches=bn_batches, out=out, root=root, data_root=data_root, steps=steps, device=device,
-                       progress=not quiet,
-                       executor=executor, scheduler=scheduler, workers=workers, threads=threads)
+                       bn_batches=bn_batches, out=out, steps=steps, **runtime)
     echo_result(result, out, "runs.csv, curves.csv, summary.csv")
 
 
-app = study_app(cli)
+app = study_app(cli, JOB_RUNTIME)
