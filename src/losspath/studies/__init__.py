@@ -79,3 +79,17 @@ def echo_result(result: dict, out, tables: str) -> None:
     typer.echo(result["text"])
     typer.echo(f"wrote {out}/{tables} and {len(result['figures'])} figure files in {result['seconds']:.0f} s")
     typer.echo(f"report: {result['report']}")
+
+
+def gathered(ex, jobs: dict, desc: str, progress: bool) -> dict:
+    """The results of a dict of submitted jobs (key → task) from executor `ex`, under the same keys."""
+    return dict(zip(jobs, ex.gather(list(jobs.values()), desc, progress)))
+
+
+def write_tables(out: Path, tables: dict) -> None:
+    """Each table (name → pandas frame) as `out/NAME.csv`, written atomically; `out` is created if missing."""
+    from ..checkpoints import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        atomic_write_text(out / f"{name}.csv", frame.to_csv(index=False))

@@ -24,7 +24,7 @@ from ..metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_e
 from ..store import Run
 from ..sweeps import cached_dataset, check_threads, line_job, make_executor, train_job
 from ..training import plan_run
-from . import JOB_RUNTIME, echo_result, study_app
+from . import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
 
 
 @dataclass(frozen=True)
@@ -128,15 +128,13 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
             runs[name, r] = ex.submit(train_job, hp, root, data_root, device, threads)
             for t in plan["schedule"][:-1]:
                 lines[name, r, t] = ex.submit(line_job, runs[name, r], t, plan["last_step"], data_root, options, threads)
-        run_dirs = dict(zip(runs, ex.gather(list(runs.values()), "training", progress)))
-        results = dict(zip(lines, ex.gather(list(lines.values()), "lines", progress)))
+        run_dirs = gathered(ex, runs, "training", progress)
+        results = gathered(ex, lines, "lines", progress)
     finally:
         ex.close()
 
     tables = _tables(run_dirs, results, split)
-    out.mkdir(parents=True, exist_ok=True)
-    for key, frame in tables.items():
-        atomic_write_text(out / f"{key}.csv", frame.to_csv(index=False))
+    write_tables(out, tables)
     from ..plots.frankle import draw_all
 
     figures = draw_all(tables["curves"], tables["summary"], out)

@@ -28,7 +28,7 @@ from ..siblings import child_hparams, child_train_job, pair_line_job
 from ..store import Run
 from ..sweeps import cached_dataset, check_threads, make_executor, train_job
 from ..training import plan_run
-from . import JOB_RUNTIME, echo_result, study_app
+from . import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
 from .frankle2020 import SETTINGS, hparams_for
 
 DEFAULT_SETTINGS = ("mnist5k-lenet_300_100", "mnist1d-resnet")
@@ -101,19 +101,17 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 2, points: int = 1
                 for split in splits:
                     lines[name, r, k, split] = ex.submit(pair_line_job, pair[0], pair[1], data_root,
                                                          dict(options, split=split), threads)
-        parent_dirs = dict(zip(parents, ex.gather(list(parents.values()), "parents", progress)))
+        parent_dirs = gathered(ex, parents, "parents", progress)
         flat = [t for pair in copies.values() for t in pair]
         done = ex.gather(flat, "copies", progress)
         copy_dirs = {key: (done[2 * i], done[2 * i + 1]) for i, key in enumerate(copies)}
-        results = dict(zip(lines, ex.gather(list(lines.values()), "lines", progress)))
+        results = gathered(ex, lines, "lines", progress)
     finally:
         ex.close()
 
     tables = _tables(parent_dirs, copy_dirs, results)
     tables["stability"] = stability(tables["summary"], threshold)
-    out.mkdir(parents=True, exist_ok=True)
-    for key, frame in tables.items():
-        atomic_write_text(out / f"{key}.csv", frame.to_csv(index=False))
+    write_tables(out, tables)
     from ..plots.instability import draw_all
 
     figures = draw_all(tables["curves"], tables["summary"], out, threshold)

@@ -33,7 +33,7 @@ from typing import List, Optional
 
 import typer
 
-from . import DATA_ROOT_OPTION, DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, echo_result, study_app
+from . import DATA_ROOT_OPTION, DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, echo_result, study_app, write_tables
 
 DEFAULT_DATA = ("digits",)
 DEFAULT_DEPTHS = (2, 4, 8)
@@ -250,9 +250,7 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
         raise LosspathError("Every run diverged; lower the learning rate (--lr).")
     tables = dict(curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary),
                   biases=pd.DataFrame(biases), runs=pd.DataFrame(runs))
-    out.mkdir(parents=True, exist_ok=True)
-    for key, frame in tables.items():
-        atomic_write_text(out / f"{key}.csv", frame.to_csv(index=False))
+    write_tables(out, tables)
     files = []
     if figures:
         from ..plots.mli import draw_plateau_study

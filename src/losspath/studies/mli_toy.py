@@ -20,7 +20,7 @@ from typing import List, Optional
 
 import typer
 
-from . import DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, THREADS_OPTION, echo_result, study_app
+from . import DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, THREADS_OPTION, echo_result, study_app, write_tables
 
 DEFAULT_DEPTHS = (1, 2, 3, 4, 5)
 DEFAULT_INIT_SCALES = (0.1, 0.3, 1.0)
@@ -179,9 +179,7 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
     tables = dict(dynamics=pd.concat(dyn, ignore_index=True), classes=pd.DataFrame(classes),
                   curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.items():
-        atomic_write_text(out / f"{name}.csv", frame.to_csv(index=False))
+    write_tables(out, tables)
     from ..plots.mli import plot_toy_curves, plot_toy_dynamics, plot_toy_plateau
 
     trained = tables["summary"][tables["summary"].status == "trained"]

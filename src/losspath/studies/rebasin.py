@@ -29,7 +29,7 @@ from ..metrics import barrier, barrier_height
 from ..store import Run
 from ..sweeps import cached_dataset, check_threads, make_executor, train_job
 from ..training import model_for
-from . import JOB_RUNTIME, echo_result, study_app
+from . import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
 
 
 @dataclass(frozen=True)
@@ -129,15 +129,13 @@ def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: i
                             lines[name, w, p, method, bn] = ex.submit(aligned_line_job, runs[name, w, 2 * p],
                                                                       runs[name, w, 2 * p + 1], method, data_root,
                                                                       options, threads)
-        run_dirs = dict(zip(runs, ex.gather(list(runs.values()), "training", progress)))
-        results = dict(zip(lines, ex.gather(list(lines.values()), "lines", progress)))
+        run_dirs = gathered(ex, runs, "training", progress)
+        results = gathered(ex, lines, "lines", progress)
     finally:
         ex.close()
 
     tables = _tables(run_dirs, results, split)
-    out.mkdir(parents=True, exist_ok=True)
-    for key, frame in tables.items():
-        atomic_write_text(out / f"{key}.csv", frame.to_csv(index=False))
+    write_tables(out, tables)
     from ..plots.rebasin import draw_all
 
     figures = draw_all(tables["curves"], tables["summary"], out)
