@@ -202,3 +202,26 @@ def test_bias_init_is_a_hyperparameter_of_the_run(tiny_dataset):
     net, zero = model_for(hp, tiny_dataset), model_for(hp.replace(bias_init="zero"), tiny_dataset)
     assert (net.fc.bias != 0).all() and (zero.fc.bias == 0).all()
     assert torch.equal(net.fc.weight, zero.fc.weight)
+
+
+def test_a_run_records_what_made_it_and_reuse_under_another_thread_count_says_so(tmp_path, tiny_dataset, capsys):
+    from helpers import run_cli
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        run = train(HP, root=tmp_path, dataset=tiny_dataset, progress=False)
+        made = run.done()["made_with"]
+        assert made == dict(threads=1, torch=torch.__version__, device="cpu", processes=1)
+        capsys.readouterr()
+        train(HP, root=tmp_path, dataset=tiny_dataset, progress=False)  # same setup: reused silently
+        assert "notice" not in capsys.readouterr().err
+        torch.set_num_threads(2)
+        again = train(HP, root=tmp_path, dataset=tiny_dataset, progress=False)
+        err = capsys.readouterr().err
+        assert again.dir == run.dir and again.done()["made_with"] == made  # reused, not retrained
+        assert err.startswith("notice: reusing run") and "1 torch thread on cpu" in err and "2 torch threads" in err
+    finally:
+        torch.set_num_threads(before)
+    code, out, _ = run_cli(["runs", "--root", str(tmp_path)], capsys)
+    assert code == 0 and f"1t cpu torch {torch.__version__}" in out

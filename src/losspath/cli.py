@@ -82,7 +82,7 @@ def train(
 @app.command()
 def runs(root: Optional[Path] = RootOpt):
     """List the runs in the store: state, saved checkpoints, data set, model, test error, date of the last
-    change, and the other non-default hyperparameters.
+    change, what trained it (torch threads, device, torch version) and the other non-default hyperparameters.
 
     Example: losspath runs --root ~/.losspath/runs
     """
@@ -95,8 +95,10 @@ def runs(root: Optional[Path] = RootOpt):
     for r in rows:
         error = "-" if r["test_error"] is None else f"{r['test_error']:.4f}"
         rest = " ".join(f"{k}={v}" for k, v in r["rest"].items())
+        m = r["made_with"]
+        made = f"{m['threads']}t {m['device']} torch {m['torch']}" if m else "-"
         typer.echo(f"{r['run']}  {r['state']:8s} {r['saved']:3d} ckpts  {r['dataset']:8s} {r['model']:16s} "
-                   f"test error {error:6s} {r['date']}  {rest}".rstrip())
+                   f"test error {error:6s} {r['date']}  {made}  {rest}".rstrip())
 
 
 @app.command()
@@ -105,7 +107,7 @@ def line(
     end: str = typer.Argument(..., metavar="END", help="RUN_DIR@STEP or a checkpoint file."),
     split: str = typer.Option("test", "--split", help="test or train."),
     points: int = typer.Option(100, "--points", help="Evenly spaced α in [0, 1]."),
-    scheme: str = typer.Option("all", "--scheme", help="all, weights, biases, homogeneous, or comma-separated name prefixes."),
+    scheme: str = typer.Option("all", "--scheme", help="all, weights, biases, homogeneous, homogeneous_output, or comma-separated name prefixes."),
     batchnorm: str = typer.Option("interpolate", "--batchnorm", help="interpolate, recompute, start or end."),
     model: Optional[str] = typer.Option(None, "--model", help="Network name, or your own MODULE:FUNCTION returning "
                                         "an nn.Module; needed for checkpoint files."),

@@ -185,21 +185,22 @@ def run_lock(run_dir: Path):
 
 def list_runs(root: str | Path | None = None) -> list[dict]:
     """One row per run directory under `root`: name, state, saved checkpoints, data set, model, test error,
-    date (of its last change) and the other non-default hparams. A run whose files do not read back is
+    date (of its last change), what made it (DONE's `made_with`: threads, torch, device) and the other
+    non-default hparams. A run whose files do not read back is
     listed as `damaged`."""
     root = Path(root or default_root())
     rows = []
     for d in sorted(root.glob("train_*")):
         if not d.is_dir():
             continue
-        row = dict(run=d.name, state="damaged", saved=0, dataset="?", model="?", test_error=None,
+        row = dict(run=d.name, state="damaged", saved=0, dataset="?", model="?", test_error=None, made_with=None,
                    date=time.strftime("%Y-%m-%d %H:%M", time.localtime(d.stat().st_mtime)), rest={})
         try:
             run = Run.open(d)
             info, done = run.info(), run.done()
             row.update(state="complete" if done else ("partial" if info else "new"),
                        saved=len(run.saved_steps()), dataset=run.hparams.dataset, model=run.hparams.model,
-                       test_error=done.get("test_error"),
+                       test_error=done.get("test_error"), made_with=done.get("made_with"),
                        rest={k: v for k, v in run.hparams.non_default().items() if k not in ("dataset", "model")})
         except LosspathError:
             pass

@@ -78,6 +78,7 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
     """
     run = Run.for_hparams(hp.validate(), root)
     if run.is_complete and run.verify() is None:
+        _say_if_made_otherwise(run, made_with(resolve_device(device), nproc))
         return run
     # Check everything a user can get wrong before anything is written.
     data = dataset if dataset is not None else load_dataset(hp.dataset, data_root)
@@ -94,6 +95,7 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
         if run.is_complete:  # damaged (or another process finished it meanwhile)
             problem = run.verify()
             if problem is None:
+                _say_if_made_otherwise(run, made_with(device, nproc))
                 return run
             notice(f"{problem}; retraining run {run.dir.name} from iteration 0.")
             (run.dir / "DONE").unlink()
@@ -228,8 +230,30 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
                                  f"reached the cap of {last} iterations" + (
                                      "" if train_error > hp.stop_at_train_error else " (converged there)")))
     write_json(run.dir / "DONE", dict(last_step=t, **last_metrics, **stop, wall_seconds=round(time.time() - start_time, 3),
-                                      files=run.manifest(plan["schedule"])))
+                                      made_with=made_with(device, world), files=run.manifest(plan["schedule"])))
     (run.dir / "resume.safetensors").unlink(missing_ok=True)
+
+
+def made_with(device: torch.device, processes: int = 1) -> dict:
+    """What a run's weights depend on beyond its hparams: torch's thread count (reduction order), the torch
+    version, the device type and the number of training processes. Recorded in DONE."""
+    return dict(threads=torch.get_num_threads(), torch=torch.__version__, device=device.type, processes=processes)
+
+
+def describe_made_with(m: dict) -> str:
+    processes = f", {m['processes']} processes" if m.get("processes", 1) > 1 else ""
+    return (f"{m['threads']} torch thread{'s' if m['threads'] != 1 else ''} on {m['device']}{processes}, "
+            f"torch {m['torch']}")
+
+
+def _say_if_made_otherwise(run: Run, now: dict) -> None:
+    """A finished run is reused whatever made it (its directory is named by its hparams alone); a notice says so
+    when it was trained under another thread count, torch version, device type or process count than this call's:
+    its weights are that setup's, not what training here would give."""
+    then = run.done().get("made_with")
+    if then and then != now:
+        notice(f"reusing run {run.dir.name}, trained with {describe_made_with(then)}; this call has "
+               f"{describe_made_with(now)} (weights depend on these, so a retrain here could differ in the last bits).")
 
 
 def _reached_target(run: Run, model, data: Dataset, t: int, device, plan: dict, main: bool) -> bool:
