@@ -52,14 +52,18 @@ def endpoints(name, shape):
     return start, end
 
 
+def interpolated(start: dict, end: dict, a: float) -> dict:
+    """θ(α) = (1 − α)·start + α·end for floating tensors; integer buffers take the end's value."""
+    return {k: (1 - a) * start[k] + a * end[k] if start[k].is_floating_point() else end[k] for k in start}
+
+
 def plain_line(model, start, end, x, y, alphas, batch=1000, train=None):
     """The textbook loop: load θ(α) with load_state_dict, optionally re-estimate BN, evaluate in batches."""
     net = copy.deepcopy(model).eval()
     losses = []
     with torch.inference_mode():
         for a in alphas:
-            net.load_state_dict({k: (1 - a) * start[k] + a * end[k] if start[k].is_floating_point() else end[k]
-                                 for k in start})
+            net.load_state_dict(interpolated(start, end, a))
             if train is not None:
                 for m in net.modules():
                     if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -188,8 +192,7 @@ def plain_lm_line(model, start, end, data, alphas, batch=32):
     losses = []
     with torch.inference_mode():
         for a in alphas:
-            net.load_state_dict({k: (1 - a) * start[k] + a * end[k] if start[k].is_floating_point() else end[k]
-                                 for k in start})
+            net.load_state_dict(interpolated(start, end, a))
             total = count = 0.0
             for i in range(0, len(data["input_ids"]), batch):
                 logits = net(input_ids=data["input_ids"][i : i + batch]).logits[:, :-1]

@@ -26,8 +26,11 @@ def token_data(n, seed):
     return {"input_ids": ids * mask, "attention_mask": mask}
 
 
-def train_briefly(model, batches, steps=12):
-    """A few Adam steps with the model's own loss; returns (state at init, state after training)."""
+def train_briefly(model, data, batch, steps=12):
+    """A few Adam steps with the model's own loss on `data` cut into batches of `batch`; returns (state at init,
+    state after training)."""
+    n = len(data["input_ids"])
+    batches = [{k: v[i : i + batch] for k, v in data.items()} for i in range(0, n, batch)]
     start = copy.deepcopy(model.state_dict())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
@@ -63,8 +66,7 @@ def gpt2():
     model = transformers.GPT2LMHeadModel(config)
     data = token_data(24, seed=1)
     data["labels"] = torch.where(data["attention_mask"].bool(), data["input_ids"], -100)
-    batches = [{k: v[i : i + 8] for k, v in data.items()} for i in range(0, 24, 8)]
-    start, end = train_briefly(model, batches)
+    start, end = train_briefly(model, data, batch=8)
     return model, start, end, data
 
 
@@ -92,8 +94,7 @@ def bert():
     model = transformers.BertForSequenceClassification(config)
     data = token_data(30, seed=2)
     data["labels"] = data["input_ids"][:, 0] % 3  # the class is the first token modulo 3
-    batches = [{k: v[i : i + 10] for k, v in data.items()} for i in range(0, 30, 10)]
-    start, end = train_briefly(model, batches)
+    start, end = train_briefly(model, data, batch=10)
     return model, start, end, data
 
 
