@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losspath.align import (activation_matching, apply_permutation, invert, make_spec, permutation_spec,
+from losspath.align import (activation_matching, apply_permutation, invert, permutation_spec,
                             random_permutations, weight_matching)
 from losspath.errors import LosspathError
 from losspath.models import build_model

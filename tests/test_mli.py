@@ -4,7 +4,6 @@ The two scheme identities of the issue live in tests/test_lines.py: the homogene
 ReLU net equals plain interpolation (test_homogeneous_equals_plain_interpolation_without_biases), and from the
 all-zero state it gives α^L times the end network's logits (test_homogeneous_scales_logits_by_alpha_to_the_depth).
 """
-import math
 import subprocess
 import sys
 

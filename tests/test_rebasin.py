@@ -1,7 +1,6 @@
 """Git Re-Basin study and the `losspath align` command, at tiny size."""
 import numpy as np
 import pytest
-import torch
 
 from losspath.aligned_lines import aligned_line_job
 from losspath.errors import LosspathError

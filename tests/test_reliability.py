@@ -1,5 +1,4 @@
 """Issue 16: each defect pinned with real files, real subprocesses and real damage (see also test_faults.py)."""
-import json
 import math
 import os
 import signal
