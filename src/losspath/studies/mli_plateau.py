@@ -163,8 +163,10 @@ def study_net(s: Setting, run, d, *, split: str, points: int, hold: str, device)
     last = done["last_step"]
     start, end = run.load_checkpoint(0), run.load_checkpoint(last)
     b = last_layer_bias(end, k)
-    dominance = init_dominance(logits_at(model, start, d.split(split)), b, logits_at(model, end, d.split(split)))
-    train_error = float((logits_at(model, end, d.train).argmax(1) != d.train.targets).double().mean())
+    end_train = logits_at(model, end, d.train)
+    end_logits = end_train if split == "train" else logits_at(model, end, d.split(split))
+    dominance = init_dominance(logits_at(model, start, d.split(split)), b, end_logits)
+    train_error = float((end_train.argmax(1) != d.train.targets).double().mean())
     target = hp.stop_at_train_error
     status = ("converged" if train_error <= target else "not converged") if target else "trained (no target)"
     net = dict(**s.row(), run=run.dir.name, status=status, train_error=train_error, test_error=done["test_error"],
