@@ -16,8 +16,9 @@ from losspath.errors import LosspathError
 from losspath.mds import embed_distances, embed_states, flatten_states, layer_keys, pairwise_distances, stress1
 from losspath.models import build_model
 from losspath.store import Run
-from losspath.studies import basins_parts
-from losspath.studies.basins import Config, branch_hparams, flat_hparams, gd_hparams, polynomial_hparams, run_study
+from losspath.studies.basins import parts as basins_parts
+from losspath.studies.basins import run_study
+from losspath.studies.basins.config import Config, branch_hparams, flat_hparams, gd_hparams, polynomial_hparams
 from losspath.training import model_for
 
 TINY = Config(model="convnet6_8", stages=2, runs=2, epochs=2, poly_epochs=2, gd_epochs=6, branch_at=(0, 2),

@@ -185,7 +185,7 @@ class Fixtures:
         self.train_writes = count_writes(lambda: train(HP, root=base / "ref", progress=False))
         self.ref = Run.for_hparams(HP, base / "ref")
         from losspath.lines import run_line
-        from losspath.studies.basins_parts import Scorer
+        from losspath.studies.basins.parts import Scorer
 
         self.lines = {t: run_line(self.ref, model_for(HP, self.data), self.data, t, points=5) for t in (0, 8)}
         self.evals = {t: Scorer(HP, self.data, "cpu").checkpoint(self.ref, t, "test") for t in (0, 24)}
@@ -259,7 +259,7 @@ def corruption_trial(fx: Fixtures, kind: str, rng: random.Random, where: Path) -
         same = all(np.array_equal(getattr(results[0], k), getattr(fx.lines[t], k)) for k in ("loss", "error"))
         return None if same and "notice:" in err and target.name in err else f"{label}: notice {err!r}, same {same}"
     if kind == "cached evaluation":
-        from losspath.studies.basins_parts import Scorer
+        from losspath.studies.basins.parts import Scorer
 
         t = int(target.name.split("-")[0])
         values = []

@@ -151,7 +151,7 @@ def test_bad_study_arguments(tmp_path):
 
 
 def test_figures_leave_a_gap_where_any_replicate_is_undefined():
-    from losspath.plots.frankle import _mean_std
+    from losspath.studies.frankle2020.figures import _mean_std
 
     frame = pd.DataFrame(dict(alpha=[0.0, 0.0, 0.5, 0.5, 1.0, 1.0], loss=[1.0, 3.0, np.nan, 2.0, 0.5, 0.5]))
     mean, std = _mean_std(frame.groupby("alpha"), "loss")

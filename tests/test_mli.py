@@ -17,7 +17,7 @@ from losspath.data.toy import make_toy_dataset
 from losspath.errors import LosspathError
 from losspath.models import build_model
 from losspath.models.toy import end_to_end_weight
-from losspath.studies import mli_plateau, mli_toy
+from losspath.studies.mli import plateau as mli_plateau, toy as mli_toy
 
 SETTING_COLUMNS = ["dataset", "family", "model", "depth", "layers", "init_scale", "bias", "replicate"]
 
@@ -84,7 +84,7 @@ def test_plateau_study_tables(tiny_plateau):
 
 def test_verdicts_are_per_cell_and_per_regime(tiny_plateau):
     from losspath.metrics import regime_of
-    from losspath.studies.mli_verdicts import cell_table
+    from losspath.studies.mli.verdicts import cell_table
 
     _, _, result = tiny_plateau
     cells = cell_table(result["summary"])
@@ -157,7 +157,7 @@ def test_plateau_cli_rerun_reuses_runs_and_lines(tiny_plateau, capsys):
 def test_study_commands_are_lazy(capsys):
     """`losspath --help` must not import the study modules (they pull in pandas and matplotlib)."""
     code = ("import sys, losspath.cli; "
-            "print(any(m in sys.modules for m in ('losspath.studies.mli_plateau', 'losspath.studies.mli_toy')))")
+            "print(any(m in sys.modules for m in ('losspath.studies.mli.plateau', 'losspath.studies.mli.toy')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
     code, out, _ = run_cli(["reproduce", "mli-toy", "--help"], capsys)
@@ -275,7 +275,7 @@ def test_toy_cli_bad_input(tmp_path, capsys):
 def test_verdicts_on_a_hand_made_sweep():
     """Two cells, three seeds each: a deep small-init cell where biases make a plateau (0.5 vs 0.02) and the
     homogeneous scheme removes it, and a shallow cell with no plateau either way (0.03 vs 0.03)."""
-    from losspath.studies.mli_verdicts import cell_table, describe
+    from losspath.studies.mli.verdicts import cell_table, describe
 
     rows = []
     for depth, scale, ratio, plateaus in ((4, 0.1, 1e-5, dict(all=0.5, homogeneous=0.04, homogeneous_output=0.3,

@@ -13,7 +13,8 @@ except ImportError:  # pragma: no cover
     from click.exceptions import ClickException, NoArgsIsHelpError
 
 from .errors import LosspathError
-from .studies import THREADS_OPTION
+from .studies import STUDIES, summary as study_summary
+from .studies.harness import THREADS_OPTION
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
@@ -210,18 +211,8 @@ def _lazy_study(module: str, summary: str):
 
 
 _LAZY = dict(context_settings=dict(ignore_unknown_options=True, allow_extra_args=True), add_help_option=False)
-reproduce.command("frankle2020", **_LAZY)(_lazy_study(
-    "frankle2020", "Frankle 2020, Figures 1-3: lines from every checkpoint t to the last one, 3 replicates."))
-reproduce.command("basins", **_LAZY)(_lazy_study(
-    "basins", "Liao & Poggio 2017 (Theory II, Figures 2-5): polynomial nets, branching SGD, MDS, GD branches."))
-reproduce.command("mli-plateau", **_LAZY)(_lazy_study(
-    "mli_plateau", "MLI plateau vs depth, init scale and bias scheme (Wang, Wang, Zhou & Ge 2023); --help for options."))
-reproduce.command("mli-toy", **_LAZY)(_lazy_study(
-    "mli_toy", "The toy model of Wang, Wang, Zhou & Ge 2023: class biases over training, plateau vs r and init scale."))
-reproduce.command("instability", **_LAZY)(_lazy_study(
-    "instability", "Frankle, Dziugaite, Roy & Carbin 2020 (linear mode connectivity): barriers between copies spawned at k."))
-reproduce.command("rebasin", **_LAZY)(_lazy_study(
-    "rebasin", "Git Re-Basin (Ainsworth, Hayase & Srinivasa 2023): replicates naive vs permuted, barrier vs width."))
+for _name, _module in STUDIES.items():
+    reproduce.command(_name, short_help=study_summary(_name), **_LAZY)(_lazy_study(_module, study_summary(_name)))
 # --- end of study commands ----------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ against log K, from the first α > 0 (metrics.regime_plateaus), beside metrics.p
 examples predicted as one common class on the plateau. Verdicts are per (data, depth, init) cell and per
 regime (`verdicts.py`).
 
-The recipe: Hparams → training.train (to convergence) → lines.run_line per scheme → metrics → plots.mli.
+The recipe: Hparams → training.train (to convergence) → lines.run_line per scheme → metrics → figures.
 Heavy imports happen inside the functions so that `losspath --help` stays fast.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import List, Optional
 
 import typer
 
-from . import DATA_ROOT_OPTION, DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, echo_result, study_app, write_tables
+from ..harness import DATA_ROOT_OPTION, DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, echo_result, study_app, write_tables
 
 DEFAULT_DATA = ("digits",)
 DEFAULT_DEPTHS = (2, 4, 8)
@@ -76,7 +76,7 @@ class Setting:
     seed: int
 
     def hparams(self, train: dict):
-        from ..hparams import Hparams
+        from ...hparams import Hparams
 
         return Hparams(dataset=self.dataset, model=self.model, init_scale=self.init_scale, bias=self.bias,
                        seed=self.seed, **train)
@@ -114,7 +114,7 @@ def settings_for(name: str, dataset, *, depths, init_scales, replicates: int, wi
 
 def last_layer_bias(state: dict, num_classes: int):
     """The output layer's bias (the last bias of the state with shape (num_classes,)) as float64 numpy, or None."""
-    from ..lines.schemes import is_bias
+    from ...lines.schemes import is_bias
 
     found = None
     for k, v in state.items():
@@ -129,7 +129,7 @@ def class_learning_steps(run, model, split):
     Returns (steps (K,), final F1 (K,)); a class never learned (final F1 = 0) gets -1."""
     import numpy as np
 
-    from ..training import logits_at
+    from ...training import logits_at
 
     k = split.num_classes
     steps = run.saved_steps()
@@ -154,9 +154,9 @@ def study_net(s: Setting, run, d, *, split: str, points: int, hold: str, device)
     import numpy as np
     import pandas as pd
 
-    from ..lines import run_line
-    from ..metrics import common_class_share, init_dominance, regime_plateaus, summarize
-    from ..training import logits_at, model_for
+    from ...lines import run_line
+    from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
+    from ...training import logits_at, model_for
 
     hp, k = run.hparams, d.num_classes
     model, done = model_for(hp, d), run.done()
@@ -206,11 +206,11 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from ..checkpoints import atomic_write_text
-    from ..data import load_dataset
-    from ..errors import LosspathError, TrainingDiverged
-    from ..training import train
-    from .mli_verdicts import describe
+    from ...checkpoints import atomic_write_text
+    from ...data import load_dataset
+    from ...errors import LosspathError, TrainingDiverged
+    from ...training import train
+    from .verdicts import describe
 
     depths, init_scales = [int(v) for v in depths], [float(v) for v in init_scales]
     conv_init_scales = [float(v) for v in conv_init_scales]
@@ -255,13 +255,13 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
     write_tables(out, tables)
     files = []
     if figures:
-        from ..plots.mli import draw_plateau_study
+        from .figures import draw_plateau_study
 
         files = draw_plateau_study(tables, featured, out)
     text = describe(tables, split=split, training=training)
     atomic_write_text(out / "findings.txt", text + "\n")
     seconds = time.time() - started
-    from ..report import write_report, write_study_metadata
+    from ...report import write_report, write_study_metadata
 
     write_study_metadata(out, study="mli-plateau", title="MLI plateau: the biased view (Wang et al. 2023)",
                          settings=dict(training=training, width=width, replicates=replicates),
@@ -314,7 +314,7 @@ def cli(
     """
     given = dict(steps=steps, stop_at_train_error=stop_at_train_error, lr=lr, momentum=momentum,
                  batch_size=batch_size)
-    from ..sweeps import torch_threads
+    from ...sweeps import torch_threads
 
     with torch_threads(threads):
         result = run_study(data or DEFAULT_DATA, depths=depth or DEFAULT_DEPTHS,

@@ -16,15 +16,15 @@ import pandas as pd
 import torch
 import typer
 
-from ..checkpoints import atomic_write_text
-from ..errors import LosspathError
-from ..hparams import Hparams, paper_defaults
-from ..lines.schemes import BATCHNORM_MODES
-from ..metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_end
-from ..store import Run
-from ..sweeps import cached_dataset, check_threads, line_job, make_executor, train_job
-from ..training import plan_run
-from . import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
+from ...checkpoints import atomic_write_text
+from ...errors import LosspathError
+from ...hparams import Hparams, paper_defaults
+from ...lines.schemes import BATCHNORM_MODES
+from ...metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_end
+from ...store import Run
+from ...sweeps import cached_dataset, check_threads, line_job, make_executor, train_job
+from ...training import plan_run
+from ..harness import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,12 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
 
     tables = _tables(run_dirs, results, split)
     write_tables(out, tables)
-    from ..plots.frankle import draw_all
+    from .figures import draw_all
 
     figures = draw_all(tables["curves"], tables["summary"], out)
     text = describe(tables, barrier_tol=BARRIER_TOL)
     atomic_write_text(out / "findings.txt", text + "\n")
-    from ..report import write_report, write_study_metadata
+    from ...report import write_report, write_study_metadata
 
     write_study_metadata(out, study="frankle2020", captions=CAPTIONS, seconds=time.time() - started, device=device,
                          settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, **SETTINGS[n].train)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 
-from .common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
+from ...plots.common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
 
 QUANTITIES = ("loss", "error")
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
+from ...plots.common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
 
 CAPTIONS = {
     "part1_polynomial": "Fig. 2: ReLU and its polynomial fit (left); test error (middle) and mean training-batch "
@@ -41,7 +41,7 @@ def _color(i: int) -> str:
 
 
 def fig_polynomial(frame: pd.DataFrame, degree: int, interval: float, prefix: Path) -> list[Path]:
-    from ..models import fit_relu_polynomial
+    from ...models import fit_relu_polynomial
 
     setup_style()
     coeffs, fit_error = fit_relu_polynomial(degree, interval)

@@ -8,7 +8,7 @@ and report the paper's error barrier height (max error along the line minus the 
 errors, metrics.barrier_height) beside the chord barrier (metrics.barrier). The network is *stable* from the
 first k from which the mean barrier height stays below the threshold (2%, as in the paper).
 The recipe: Hparams → sweeps executor (train_job, siblings.child_train_job, siblings.pair_line_job) →
-metrics → plots.instability → report.
+metrics → figures → report.
 """
 from __future__ import annotations
 
@@ -20,16 +20,16 @@ import pandas as pd
 import torch
 import typer
 
-from ..checkpoints import atomic_write_text
-from ..errors import LosspathError
-from ..lines.schemes import BATCHNORM_MODES
-from ..metrics import barrier, barrier_height
-from ..siblings import child_hparams, child_train_job, pair_line_job
-from ..store import Run
-from ..sweeps import cached_dataset, check_threads, make_executor, train_job
-from ..training import plan_run
-from . import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
-from .frankle2020 import SETTINGS, hparams_for
+from ...checkpoints import atomic_write_text
+from ...errors import LosspathError
+from ...lines.schemes import BATCHNORM_MODES
+from ...metrics import barrier, barrier_height
+from ...siblings import child_hparams, child_train_job, pair_line_job
+from ...store import Run
+from ...sweeps import cached_dataset, check_threads, make_executor, train_job
+from ...training import plan_run
+from ..harness import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
+from ..frankle2020 import SETTINGS, hparams_for
 
 DEFAULT_SETTINGS = ("mnist5k-lenet_300_100", "mnist1d-resnet")
 THRESHOLD = 0.02  # Frankle et al. 2020: stable when the error barrier height is below 2%
@@ -112,12 +112,12 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 2, points: int = 1
     tables = _tables(parent_dirs, copy_dirs, results)
     tables["stability"] = stability(tables["summary"], threshold)
     write_tables(out, tables)
-    from ..plots.instability import draw_all
+    from .figures import draw_all
 
     figures = draw_all(tables["curves"], tables["summary"], out, threshold)
     text = describe(tables, threshold)
     atomic_write_text(out / "findings.txt", text + "\n")
-    from ..report import write_report, write_study_metadata
+    from ...report import write_report, write_study_metadata
 
     write_study_metadata(out, study="instability", captions=CAPTIONS, seconds=time.time() - started, device=device,
                          settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, **SETTINGS[n].train,

@@ -20,7 +20,7 @@ from typing import List, Optional
 
 import typer
 
-from . import DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, THREADS_OPTION, echo_result, study_app, write_tables
+from ..harness import DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, THREADS_OPTION, echo_result, study_app, write_tables
 
 DEFAULT_DEPTHS = (1, 2, 3, 4, 5)
 DEFAULT_INIT_SCALES = (0.1, 0.3, 1.0)
@@ -45,8 +45,8 @@ def toy_dynamics(run, model, data):
     import torch.nn.functional as F
     from torch.func import functional_call
 
-    from ..checkpoints import load_state
-    from ..models.toy import end_to_end_weight
+    from ...checkpoints import load_state
+    from ...models.toy import end_to_end_weight
 
     x, y = data.train.inputs, data.train.targets
     k = data.num_classes
@@ -103,13 +103,13 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from ..checkpoints import atomic_write_text, load_state
-    from ..data.toy import DEFAULT_STRENGTHS, make_toy_dataset
-    from ..errors import LosspathError, TrainingDiverged
-    from ..hparams import Hparams
-    from ..lines import run_line
-    from ..metrics import common_class_share, init_dominance, regime_plateaus, summarize
-    from ..training import evaluate, logits_at, model_for, train
+    from ...checkpoints import atomic_write_text, load_state
+    from ...data.toy import DEFAULT_STRENGTHS, make_toy_dataset
+    from ...errors import LosspathError, TrainingDiverged
+    from ...hparams import Hparams
+    from ...lines import run_line
+    from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
+    from ...training import evaluate, logits_at, model_for, train
 
     depths, init_scales = [int(d) for d in depths], [float(s) for s in init_scales]
     if not depths or min(depths) < 1:
@@ -180,7 +180,7 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
                   curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary))
     out = Path(out)
     write_tables(out, tables)
-    from ..plots.mli import plot_toy_curves, plot_toy_dynamics, plot_toy_plateau
+    from .figures import plot_toy_curves, plot_toy_dynamics, plot_toy_plateau
 
     trained = tables["summary"][tables["summary"].status == "trained"]
     # The dynamics and curves figures show the smallest init scale at which every depth trained.
@@ -196,7 +196,7 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
     text = describe(tables, strengths, training)
     atomic_write_text(out / "findings.txt", text + "\n")
     seconds = time.time() - started
-    from ..report import write_report, write_study_metadata
+    from ...report import write_report, write_study_metadata
 
     write_study_metadata(out, study="mli-toy", title="MLI plateau: the toy model (Wang et al. 2023)",
                          settings=dict(training=training, data=data.name, width=width, activation=activation),
@@ -207,7 +207,7 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
 
 def describe(tables: dict, strengths, training: dict) -> str:
     """The printed summary: learning order and biases per run, and the plateau against r and init scale."""
-    from ..metrics import rank_correlation, regime_of
+    from ...metrics import rank_correlation, regime_of
 
     s, c = tables["summary"], tables["classes"]
     ran = s[(s.status != "diverged") & (s.scheme == "all")]
@@ -303,7 +303,7 @@ def cli(
       losspath reproduce mli-toy -d 2 -d 4 --init-scale 0.1 --activation relu --noise 0.2
     """
     overrides = {k: v for k, v in dict(steps=steps, lr=lr).items() if v is not None}
-    from ..sweeps import torch_threads
+    from ...sweeps import torch_threads
 
     with torch_threads(threads):
         result = run_study(depths=depth or DEFAULT_DEPTHS, init_scales=init_scale or DEFAULT_INIT_SCALES,

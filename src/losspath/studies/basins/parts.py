@@ -13,17 +13,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..checkpoints import load_state, write_json
-from ..files import DamagedFile, notice, read_json
-from ..data import Dataset, Split
-from ..device import resolve_device
-from ..lines import interpolated_state, run_line
-from ..mds import embed_distances, layer_keys, pairwise_distances, flatten_states, stress1
-from ..metrics import barrier, distance, max_increase
-from ..models import fit_relu_polynomial
-from ..store import Run
-from ..training import evaluate, model_for, train
-from .basins import Config, NEEDS, branch_hparams, flat_hparams, gd_hparams, polynomial_hparams
+from ...checkpoints import load_state, write_json
+from ...files import DamagedFile, notice, read_json
+from ...data import Dataset, Split
+from ...device import resolve_device
+from ...lines import interpolated_state, run_line
+from ...mds import embed_distances, layer_keys, pairwise_distances, flatten_states, stress1
+from ...metrics import barrier, distance, max_increase
+from ...models import fit_relu_polynomial
+from ...store import Run
+from ...training import evaluate, model_for, train
+from .config import Config, NEEDS, branch_hparams, flat_hparams, gd_hparams, polynomial_hparams
 
 
 MINIMUM_ERROR = 0.05  # a model "is near a zero-error minimum" below this training error (for the findings text)
@@ -98,7 +98,7 @@ def _rows(part: int, item: str, **metrics) -> list[dict]:
 
 def run_parts(cfg: Config, parts: list[int], data: Dataset, *, root, device, progress: bool, out: Path) -> dict:
     """Train (or reuse) what the chosen parts need, evaluate them and draw their figures."""
-    from ..plots import basins as plots
+    from . import figures as plots
 
     device = resolve_device(device)
     needed = {p for part in parts for p in NEEDS[part]}

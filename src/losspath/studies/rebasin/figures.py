@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
+from ...plots.common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
 
 METHOD_COLORS = {"naive": PALETTE[7], "weight": PALETTE[0], "activation": PALETTE[1]}
 METHOD_LABELS = {"naive": "naive", "weight": "weight matching", "activation": "activation matching"}

@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..metrics import REGIME_INSIDE, REGIME_OUTSIDE
-from .common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
+from ...metrics import REGIME_INSIDE, REGIME_OUTSIDE
+from ...plots.common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
 
 SCHEME_STYLE = {"all": dict(color=PALETTE[0], ls="-"), "homogeneous": dict(color=PALETTE[1], ls="--"),
                 "homogeneous_output": dict(color=PALETTE[4], ls="-."), "weights": dict(color=PALETTE[2], ls=":")}

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 
-from .common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
+from ...plots.common import COLUMN_WIDTH, PALETTE, save_figure, setup_style
 
 
 def _mean_std(frame: pd.DataFrame, by: str, column: str):

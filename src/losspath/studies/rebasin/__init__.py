@@ -7,7 +7,7 @@ weight matching, B permuted by activation matching (losspath.align) — and, for
 with interpolated running statistics and with statistics recomputed at every point on the training set.
 Report the loss and error barrier heights (max along the line minus the mean of the ends, the definition
 Ainsworth et al. use for the loss barrier) and the chord barriers (Entezari et al. 2022).
-The recipe: Hparams → sweeps executor (train_job, aligned_lines.aligned_line_job) → metrics → plots.rebasin.
+The recipe: Hparams → sweeps executor (train_job, aligned_lines.aligned_line_job) → metrics → figures.
 """
 from __future__ import annotations
 
@@ -21,15 +21,15 @@ import torch
 import typer
 from torch import nn
 
-from ..aligned_lines import METHODS, aligned_line_job
-from ..checkpoints import atomic_write_text
-from ..errors import LosspathError
-from ..hparams import Hparams
-from ..metrics import barrier, barrier_height
-from ..store import Run
-from ..sweeps import cached_dataset, check_threads, make_executor, train_job
-from ..training import model_for
-from . import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
+from ...aligned_lines import METHODS, aligned_line_job
+from ...checkpoints import atomic_write_text
+from ...errors import LosspathError
+from ...hparams import Hparams
+from ...metrics import barrier, barrier_height
+from ...store import Run
+from ...sweeps import cached_dataset, check_threads, make_executor, train_job
+from ...training import model_for
+from ..harness import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
 
 
 @dataclass(frozen=True)
@@ -136,12 +136,12 @@ def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: i
 
     tables = _tables(run_dirs, results, split)
     write_tables(out, tables)
-    from ..plots.rebasin import draw_all
+    from .figures import draw_all
 
     figures = draw_all(tables["curves"], tables["summary"], out)
     text = describe(tables)
     atomic_write_text(out / "findings.txt", text + "\n")
-    from ..report import write_report, write_study_metadata
+    from ...report import write_report, write_study_metadata
 
     write_study_metadata(out, study="rebasin", captions=CAPTIONS, seconds=time.time() - started, device=device,
                          settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, widths=list(widths[n]),

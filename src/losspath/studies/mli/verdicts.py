@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from ..metrics import REGIME_INSIDE as INSIDE, REGIME_OUTSIDE as OUTSIDE, rank_correlation, regime_of
+from ...metrics import REGIME_INSIDE as INSIDE, REGIME_OUTSIDE as OUTSIDE, rank_correlation, regime_of
 
 MARGIN = 0.05  # a plateau counts as longer when it ends at least this much later (in α)
 NO_PLATEAU = 0.1  # a cell whose bias-ful nets' error plateau ends before this (mean α) has no plateau to explain
