@@ -9,8 +9,7 @@ import torch
 from .errors import LosspathError
 from .files import (RETRAIN, DamagedFile, atomic_write, atomic_write_text, load_checksummed,  # noqa: F401
                     read_json, save_checksummed, write_json)
-
-State = dict[str, torch.Tensor]
+from .keys import State
 
 
 def save_state(path: Path, state: State, metadata: dict[str, str] | None = None) -> None:

@@ -23,8 +23,7 @@ import torch
 from torch import nn
 
 from .errors import LosspathError
-
-State = dict[str, torch.Tensor]
+from .keys import State
 
 
 def weight_names(model: nn.Module) -> list[str]:

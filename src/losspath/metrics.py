@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+from .keys import is_buffer
 
 
 def _values(values) -> np.ndarray:
@@ -112,7 +112,7 @@ def plateau_end(alphas, values, fraction: float = 0.1) -> float:
 def _parameter_keys(start: dict, end: dict, parameter_names: Iterable[str] | None) -> list[str]:
     if parameter_names is not None:
         return list(parameter_names)
-    return [k for k in start if k in end and not k.rsplit(".", 1)[-1] in BUFFER_SUFFIXES]
+    return [k for k in start if k in end and not is_buffer(k)]
 
 
 def distance(start: dict, end: dict, parameter_names: Iterable[str] | None = None) -> float:

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .metrics import BUFFER_SUFFIXES
-
-
-def is_parameter_key(key: str) -> bool:
-    return not key.endswith(BUFFER_SUFFIXES)
+from .keys import is_buffer
 
 
 def perturb_state(state: dict[str, torch.Tensor], scale: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -25,7 +21,7 @@ def perturb_state(state: dict[str, torch.Tensor], scale: float, generator: torch
     out = {}
     for key in sorted(state):
         v = state[key]
-        if v.is_floating_point() and is_parameter_key(key) and v.numel() > 1:
+        if v.is_floating_point() and not is_buffer(key) and v.numel() > 1:
             std = v.detach().double().std().item()
             noise = torch.randn(v.shape, generator=generator, dtype=torch.float64) * (scale * std)
             out[key] = (v.detach().cpu().double() + noise).to(v.dtype).to(v.device)

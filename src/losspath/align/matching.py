@@ -20,8 +20,9 @@ from scipy.optimize import linear_sum_assignment
 from torch import fx, nn
 
 from ..errors import LosspathError
+from ..keys import State, is_bn_stat, is_weight, module_of
 from .states import check_states, resolve
-from .spec import BUFFER_SUFFIXES, PermutationSpec, State, apply_permutation, make_spec, permute_axis
+from .spec import PermutationSpec, apply_permutation, make_spec, permute_axis
 from .trace import trace_groups
 
 
@@ -75,7 +76,7 @@ def weight_matching(model: nn.Module, state_a, state_b, *, spec=None, max_iter: 
     for name, entries in spec.groups.items():
         for key, axis, inner in entries:
             axes_of.setdefault(key, []).append((axis, inner, name))
-    matched = [(name, [(k, ax, i) for k, ax, i in entries if not k.endswith(BUFFER_SUFFIXES)])
+    matched = [(name, [(k, ax, i) for k, ax, i in entries if not is_bn_stat(k)])
                for name, entries in spec.groups.items()]
     rng = np.random.default_rng(seed)
     for _ in range(max_iter):
@@ -119,7 +120,7 @@ def activation_matching(model: nn.Module, state_a, state_b, data, *, spec=None, 
     nodes = dict(nodes, **(activations or {}))
     for name, entries in spec.groups.items():
         if not nodes.get(name):  # no activation: the layers writing the group (axis 0 of their weight)
-            nodes[name] = [_node_name(gm, k) for k, ax, _ in entries if ax == 0 and k.endswith(".weight")]
+            nodes[name] = [_node_name(gm, k) for k, ax, _ in entries if ax == 0 and is_weight(k)]
     known = {n.name for n in gm.graph.nodes}
     for name in spec.groups:
         missing = [n for n in nodes[name] if n not in known]
@@ -144,7 +145,7 @@ def activation_matching(model: nn.Module, state_a, state_b, data, *, spec=None, 
 
 
 def _node_name(gm: fx.GraphModule, key: str) -> str:
-    module = key.rsplit(".", 1)[0]
+    module = module_of(key)
     for n in gm.graph.nodes:
         if n.op == "call_module" and n.target == module:
             return n.name

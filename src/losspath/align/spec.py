@@ -17,10 +17,9 @@ import numpy as np
 import torch
 
 from ..errors import LosspathError
+from ..keys import State
 
 Entry = tuple[str, int, int]  # (state key, axis, inner block length)
-State = dict[str, torch.Tensor]
-BUFFER_SUFFIXES = ("running_mean", "running_var")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import LosspathError
-
-State = dict[str, torch.Tensor]
+from ..keys import State
 
 
 def resolve(ref, which: str) -> State:

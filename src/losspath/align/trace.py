@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..errors import LosspathError
+from ..keys import BN_STATS
 from ..models.activations import PolyReLU
 from .spec import PermutationSpec
 
@@ -258,7 +259,7 @@ def _visit_module(node, m: nn.Module, x, states, groups: _Groups):
         g = x[0] if isinstance(x, tuple) and not x[1] else FIXED
         if g == FIXED:
             _fix(node, states, groups)
-        for suffix in ("weight", "bias", "running_mean", "running_var"):
+        for suffix in ("weight", "bias") + BN_STATS:  # the module's own tensors, read from the module
             if getattr(m, suffix, None) is not None:
                 groups.add(g, f"{name}.{suffix}", 0)
         return (g, False) if g != FIXED else FIXED

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..keys import BN_STATS, COUNTER
+
 
 def tracked_batchnorms(model: nn.Module) -> dict[str, _BatchNorm]:
     """BatchNorm modules that keep running statistics, by name."""
@@ -64,11 +66,11 @@ class CumulativeAverage:
         self.stacks: dict[str, torch.Tensor] = {}
         for name in names:
             channels = model.get_submodule(name).num_features
-            for buffer in ("running_mean", "running_var"):
+            for buffer in BN_STATS:
                 self.stacks[_key(name, buffer)] = torch.zeros(n, channels, dtype=dtype, device=device)
                 self.sums[_key(name, buffer)] = torch.zeros(n, channels, dtype=torch.float64, device=device)
             # a scratch counter: train-mode BatchNorm increments num_batches_tracked in place
-            self.stacks[_key(name, "num_batches_tracked")] = torch.zeros((), dtype=torch.long, device=device)
+            self.stacks[_key(name, COUNTER)] = torch.zeros((), dtype=torch.long, device=device)
         self.batches = 0
 
     def buffers(self) -> dict[str, torch.Tensor]:

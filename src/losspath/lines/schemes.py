@@ -22,10 +22,10 @@ counting only modules that own parameters directly (Linear, Conv, BatchNorm, Lay
 its module, so a BatchNorm affine bias gets its BN layer's own depth; a conv → BN → ReLU block therefore spans
 two depths. Modules never called in the probe are ranked after the called ones, in registration order.
 
-"Bias" means a key whose last name component ends in "bias". Floating buffers count as non-bias keys; BatchNorm
-running statistics (keys ending in running_mean/running_var) then follow `batchnorm=`: "interpolate" keeps the
-scheme's rule, "start"/"end" pin them to that endpoint, "recompute" re-estimates them at every α. Integer buffers
-(num_batches_tracked) are never interpolated: they take the end state's value.
+"Bias" means a key whose last name component ends in "bias" (`keys.is_bias`). Floating buffers count as non-bias
+keys; BatchNorm running statistics (keys ending in running_mean/running_var) then follow `batchnorm=`:
+"interpolate" keeps the scheme's rule, "start"/"end" pin them to that endpoint, "recompute" re-estimates them at
+every α. Integer buffers (num_batches_tracked) are never interpolated: they take the end state's value.
 """
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ import torch
 from torch import nn
 
 from ..errors import LosspathError
+from ..keys import State, is_bias, is_bn_stat, module_of
 from .probe import probe_calls
-from .states import State, is_bn_stat
 
 SCHEMES = ("all", "weights", "biases", "homogeneous", "homogeneous_output")
 DEPTH_SCHEMES = ("homogeneous", "homogeneous_output")  # schemes that need layer depths
@@ -58,14 +58,6 @@ class Rule:
 
 
 BN_RULES = {"start": Rule(constant=0), "end": Rule(constant=1), "recompute": Rule(recompute=True)}
-
-
-def is_bias(key: str) -> bool:
-    return key.rsplit(".", 1)[-1].endswith("bias")
-
-
-def module_of(key: str) -> str:
-    return key.rsplit(".", 1)[0] if "." in key else ""
 
 
 def _under(key: str, prefix: str) -> bool:

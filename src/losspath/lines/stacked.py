@@ -18,12 +18,13 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from ..errors import LosspathError
+from ..keys import State, module_of
 from .batchnorm import CumulativeAverage, batch_statistics, tracked_batchnorms
 from .data_source import Inputs
 from .first_layer import FirstLayerShortcut
 from .relu_pair import ALPHAS_KEY, BIAS_KEY, ReluPair
-from .schemes import Rule, module_of
-from .states import State, blend
+from .schemes import Rule
+from .states import blend
 
 
 class StackedLine:

@@ -13,9 +13,8 @@ import torch
 from torch import nn
 
 from ..errors import LosspathError
-
-State = dict[str, torch.Tensor]
-BN_STAT_SUFFIXES = ("running_mean", "running_var")
+from ..keys import State
+from .schemes import line_rules
 
 
 def resolve_state(ref, which: str = "endpoint") -> State:
@@ -85,11 +84,6 @@ def _names(keys: list[str], limit: int = 10) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def is_bn_stat(key: str) -> bool:
-    """BatchNorm running statistics are recognized by name: keys ending in running_mean / running_var."""
-    return key.rsplit(".", 1)[-1] in BN_STAT_SUFFIXES
-
-
 def blend(start: torch.Tensor, end: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
     """Stack (1 − c)·start + c·end for every c in the 1-D `coef`; rows with c = 0 or 1 are exact copies."""
     shape = (-1,) + (1,) * start.dim()
@@ -111,8 +105,6 @@ def interpolated_state(start: State, end: State, alpha: float, scheme="all", *, 
     from `schemes.layer_depths(model, inputs)`. `batchnorm="recompute"` is not a state rule (it needs data):
     use `evaluate_line`.
     """
-    from .schemes import line_rules
-
     if batchnorm == "recompute":
         raise LosspathError("batchnorm='recompute' needs training data; use evaluate_line.")
     rules = line_rules(list(end), end, scheme, hold=hold, batchnorm=batchnorm, depths=depths)

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..keys import tensor_name
+
 NEGATIVE_VARIANCE = "negative BatchNorm running variance"
 NAN_OUTPUT = "NaN in the model's output (in float64 too)"
 
@@ -24,7 +26,7 @@ def negative_variances(stacked: dict[str, torch.Tensor], n: int) -> list[str]:
     """Per α of the stack: "" or the reason naming the BatchNorm modules whose running variance is below 0."""
     reasons = [[] for _ in range(n)]
     for key, value in stacked.items():
-        if key.rsplit(".", 1)[-1] == "running_var" and value.dim() >= 1 and value.shape[0] == n:
+        if tensor_name(key) == "running_var" and value.dim() >= 1 and value.shape[0] == n:
             for i in torch.nonzero((value < 0).reshape(n, -1).any(1)).flatten().tolist():
                 reasons[i].append(key.rsplit(".", 1)[0])
     return [f"{NEGATIVE_VARIANCE} ({', '.join(r)})" if r else "" for r in reasons]

@@ -114,7 +114,7 @@ def settings_for(name: str, dataset, *, depths, init_scales, replicates: int, wi
 
 def last_layer_bias(state: dict, num_classes: int):
     """The output layer's bias (the last bias of the state with shape (num_classes,)) as float64 numpy, or None."""
-    from ...lines.schemes import is_bias
+    from ...keys import is_bias
 
     found = None
     for k, v in state.items():
