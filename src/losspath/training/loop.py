@@ -7,6 +7,7 @@ one on the same machine, with no generator state to save.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -30,6 +31,7 @@ from ..models import build_model
 from ..steps import checkpoint_schedule, iterations_per_epoch, parse_step
 from ..perturb import perturb_state
 from ..store import Run, default_root, run_lock
+from .distributed import spawn_ranks
 from .evaluate import evaluate
 from .optim import lr_at, make_optimizer
 
@@ -106,10 +108,14 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
         if nproc == 1:
             _train_locked(run, data, model, plan, progress, device)
         else:
-            from .distributed import spawn_training
-
-            spawn_training(_train_locked, run, data, plan, progress, device, nproc)
+            spawn_ranks(functools.partial(_train_rank, _train_locked, run, data, plan, progress), device, nproc)
     return run
+
+
+def _train_rank(loop, run: Run, data: Dataset, plan: dict, progress: bool, rank: int, world: int,
+                device: torch.device) -> None:
+    """One DistributedDataParallel rank (distributed.spawn_ranks starts it): the run's initial model, then `loop`."""
+    loop(run, data, initial_model(run.hparams, data, run.dir.parent), plan, progress, device, rank=rank, world=world)
 
 
 def _check_finite_inputs(data: Dataset) -> None:
