@@ -10,7 +10,9 @@ __version__ = "0.1.0"
 _HOMES = {"Dataset": "data", "Split": "data", "load_dataset": "data", "LosspathError": "errors",
           "Hparams": "hparams", "LineResult": "lines", "evaluate_line": "lines", "run_line": "lines",
           "build_model": "models", "Run": "store", "checkpoint_path": "store", "evaluate": "training",
-          "train": "training", "metrics": None}
+          "train": "training", "metrics": None, "evaluate_plane": "planes", "PlaneResult": "planes",
+          "plane_through": "planes", "trajectory_plane": "planes", "random_plane": "planes",
+          "sharpness": "curvature", "hessian_trace": "curvature"}
 __all__ = sorted(_HOMES)
 
 
