@@ -125,7 +125,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path, tiny_dataset, kill_after):
 
 def test_lock_stops_a_second_trainer(tmp_path, tiny_dataset):
     run = Run.for_hparams(HP, tmp_path)
-    with run_lock(run.dir):
+    with run_lock(run):
         code = f"""
 import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
 from helpers import make_blobs

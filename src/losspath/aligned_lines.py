@@ -31,7 +31,7 @@ def aligned_state(run_a, run_b, method: str, model, data) -> dict:
     from .align import activation_matching, weight_matching
 
     step_a, step_b = run_a.resolve_step("last"), run_b.resolve_step("last")
-    path = run_b.dir / "aligned" / f"{method}-to-{run_a.dir.name}-{step_a}-{step_b}.safetensors"
+    path = run_b.aligned_state(method, run_a.dir.name, step_a, step_b)
     if path.is_file():
         try:
             return load_checksummed(path)[0]
@@ -70,7 +70,7 @@ def aligned_line_job(run_a_dir: str, run_b_dir: str, method: str, data_root: str
                       method=method, match_examples=MATCH_EXAMPLES,
                       **{k: v for k, v in opts.items() if k != "device"})
         key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-        path = run_a.dir / "aligned_lines" / f"{method}-{opts['split']}-{key}.safetensors"
+        path = run_a.aligned_line_cache(method, opts["split"], key)
         if path.is_file():
             try:
                 tensors, meta = load_checksummed(path)

@@ -8,6 +8,11 @@ A run directory holds
   metrics.csv               step, split, loss, error
   DONE                      completion marker (JSON: final metrics, wall time, a manifest of the run's files)
   .lock                     held while a process trains the run
+  lines/                    cached lines from this run's checkpoints (run_lines.run_line)
+  evals/                    cached evaluations of single checkpoints (loss and error on a split)
+  aligned/                  this run's last state permuted to match another run's (aligned_lines)
+  aligned_lines/            cached lines from this run to another run's aligned state
+`Run` names every one of these files and folders; other modules ask it for the path.
 
 Every file carries a sha256 recorded when it was written (JSON: a `sha256` field; safetensors: in the metadata;
 metrics.csv: in DONE's manifest and, while training, in the resume point), and hparams.json must hash to the
@@ -28,6 +33,7 @@ from .files import CHECKSUM_KEY, RETRAIN, DamagedFile, file_digest, load_checksu
 from .hparams import Hparams
 from .steps import parse_step
 
+HPARAMS_FILE = "hparams.json"  # the one name Run.open needs before there is a Run
 
 def default_root() -> Path:
     """`$LOSSPATH_HOME`, else ~/.losspath/runs."""
@@ -49,7 +55,7 @@ class Run:
     def open(cls, run_dir: str | Path) -> "Run":
         """Open an existing run directory (one that holds hparams.json that hashes to the directory's name)."""
         d = Path(run_dir)
-        f = d / "hparams.json"
+        f = d / HPARAMS_FILE
         if not f.is_file():
             raise LosspathError(f"{d} is not a losspath run directory (no hparams.json in it).")
         try:
@@ -62,17 +68,63 @@ class Run:
             raise DamagedFile(f, f"its hyperparameters hash to {hp.run_id()}, not to the directory's name", RETRAIN)
         return cls(d, hp)
 
+    @property
+    def hparams_file(self) -> Path:
+        return self.dir / HPARAMS_FILE
+
+    @property
+    def info_file(self) -> Path:
+        """run.json: the plan of the run (iterations per epoch, last iteration, checkpoint schedule)."""
+        return self.dir / "run.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.dir / "metrics.csv"
+
+    @property
+    def resume_file(self) -> Path:
+        """Weights, optimizer state and iteration of an interrupted run."""
+        return self.dir / "resume.safetensors"
+
+    @property
+    def done_file(self) -> Path:
+        return self.dir / "DONE"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.dir / ".lock"
+
+    def checkpoint(self, iteration: int) -> Path:
+        return self.dir / f"step_{iteration}.safetensors"
+
+    def line_cache(self, start: int, end: str, split: str, key: str) -> Path:
+        """The cached line from this run's `start` to `end` (an iteration, or "<other run>.<iteration>"), `key`
+        hashing everything else that defines it."""
+        return self.dir / "lines" / f"{start}-{end}-{split}-{key}.safetensors"
+
+    def eval_cache(self, step: int, dataset: str, split: str) -> Path:
+        """The cached loss and error of the checkpoint at `step` on a split of `dataset`."""
+        return self.dir / "evals" / f"{step}-{dataset}-{split}.json"
+
+    def aligned_state(self, method: str, other: str, other_step: int, step: int) -> Path:
+        """This run's state at `step` permuted by `method` to match run `other` (a directory name) at `other_step`."""
+        return self.dir / "aligned" / f"{method}-to-{other}-{other_step}-{step}.safetensors"
+
+    def aligned_line_cache(self, method: str, split: str, key: str) -> Path:
+        """The cached line from this run to another run aligned to it by `method`, `key` hashing the rest."""
+        return self.dir / "aligned_lines" / f"{method}-{split}-{key}.safetensors"
+
     def info(self) -> dict:
         """run.json: iterations_per_epoch, last_step, schedule ({} before training started)."""
-        f = self.dir / "run.json"
+        f = self.info_file
         return self._read(f) if f.is_file() else {}
 
     @property
     def is_complete(self) -> bool:
-        return (self.dir / "DONE").is_file()
+        return self.done_file.is_file()
 
     def done(self) -> dict:
-        return self._read(self.dir / "DONE") if self.is_complete else {}
+        return self._read(self.done_file) if self.is_complete else {}
 
     def _read(self, f: Path) -> dict:
         try:
@@ -90,7 +142,7 @@ class Run:
 
     def manifest(self, schedule: list[int]) -> dict[str, str]:
         """sha256 of the run's files, as DONE records them (checkpoints: the digest in their metadata)."""
-        files = {name: file_digest(self.dir / name) for name in ("hparams.json", "run.json", "metrics.csv")}
+        files = {f.name: file_digest(f) for f in (self.hparams_file, self.info_file, self.metrics_file)}
         for t in schedule:
             files[self.checkpoint(t).name] = read_safetensors(self.checkpoint(t))[1].get(CHECKSUM_KEY, "")
         return files
@@ -106,7 +158,7 @@ class Run:
             for t in schedule:
                 name = self.checkpoint(t).name
                 if name not in files:
-                    return f"{self.dir / 'DONE'} does not list {name}"
+                    return f"{self.done_file} does not list {name}"
             for name, digest in files.items():
                 path = self.dir / name
                 if not path.is_file():
@@ -120,11 +172,8 @@ class Run:
         except DamagedFile as e:
             return f"{e.path} is damaged ({e.reason})"
         except (KeyError, TypeError, AttributeError):
-            return f"{self.dir / 'DONE'} lacks the manifest of the run's files"
+            return f"{self.done_file} lacks the manifest of the run's files"
         return None
-
-    def checkpoint(self, iteration: int) -> Path:
-        return self.dir / f"step_{iteration}.safetensors"
 
     def saved_steps(self) -> list[int]:
         """Iterations with a saved checkpoint, ascending."""
@@ -169,14 +218,14 @@ def parse_run_reference(ref: str) -> tuple[Path, str] | None:
 
 
 @contextmanager
-def run_lock(run_dir: Path):
+def run_lock(run: Run):
     """Hold the run's lock file; a second process trying to train the same run gets a clear error."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(run_dir / ".lock"))
+    run.dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run.lock_file))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise LosspathError(f"Run {run_dir} is being trained by another process (its .lock is held).") from None
+        raise LosspathError(f"Run {run.dir} is being trained by another process (its .lock is held).") from None
     try:
         yield
     finally:

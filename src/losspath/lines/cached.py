@@ -47,7 +47,7 @@ def run_line(run: Run, model, data: Dataset, start_step: int | str, end_step: in
     options = dict(scheme=scheme, batchnorm=batchnorm, bn_batches=bn_batches, hold=hold)
     key = _key(run, start, end, split, alphas, options, end_run)
     ends = f"{end}" if end_run is None else f"{end_run.dir.name}.{end}"
-    path = run.dir / "lines" / f"{start}-{ends}-{split}-{key}.safetensors"
+    path = run.line_cache(start, ends, split, key)
     if path.is_file():
         try:
             return _read(path)

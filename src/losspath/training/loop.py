@@ -93,17 +93,17 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
     if nproc < 1 or (nproc > 1 and hp.batch_size and hp.batch_size < nproc):
         raise LosspathError(f"--nproc must be at least 1 and at most the batch size, not {nproc}.")
     check_output_dir(run.dir.parent, "--root")
-    with run_lock(run.dir):
+    with run_lock(run):
         if run.is_complete:  # damaged (or another process finished it meanwhile)
             problem = run.verify()
             if problem is None:
                 _say_if_made_otherwise(run, made_with(device, nproc))
                 return run
             notice(f"{problem}; retraining run {run.dir.name} from iteration 0.")
-            (run.dir / "DONE").unlink()
-            (run.dir / "resume.safetensors").unlink(missing_ok=True)
-        write_json(run.dir / "hparams.json", hp.to_dict())
-        write_json(run.dir / "run.json", plan)
+            (run.done_file).unlink()
+            (run.resume_file).unlink(missing_ok=True)
+        write_json(run.hparams_file, hp.to_dict())
+        write_json(run.info_file, plan)
         _drop_damaged_resume_point(run, plan)
         if nproc == 1:
             _train_locked(run, data, model, plan, progress, device)
@@ -235,9 +235,9 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
                     stop_reason=(f"training error {train_error:.4g} ≤ {hp.stop_at_train_error:g}" if t < last else
                                  f"reached the cap of {last} iterations" + (
                                      "" if train_error > hp.stop_at_train_error else " (converged there)")))
-    write_json(run.dir / "DONE", dict(last_step=t, **last_metrics, **stop, wall_seconds=round(time.time() - start_time, 3),
+    write_json(run.done_file, dict(last_step=t, **last_metrics, **stop, wall_seconds=round(time.time() - start_time, 3),
                                       made_with=made_with(device, world), files=run.manifest(plan["schedule"])))
-    (run.dir / "resume.safetensors").unlink(missing_ok=True)
+    (run.resume_file).unlink(missing_ok=True)
 
 
 def made_with(device: torch.device, processes: int = 1) -> dict:
@@ -273,7 +273,7 @@ def _reached_target(run: Run, model, data: Dataset, t: int, device, plan: dict, 
         if t not in plan["schedule"]:
             save_state(run.checkpoint(t), model.state_dict())
         plan.update(cap_step=plan["last_step"], last_step=t, schedule=[s for s in plan["schedule"] if s < t] + [t])
-        write_json(run.dir / "run.json", plan)
+        write_json(run.info_file, plan)
     return True
 
 
@@ -295,20 +295,20 @@ def _save_resume(run: Run, model, opt, t: int, sums: list) -> None:
         if buf is not None:
             state[f"optim.{i}.momentum_buffer"] = buf
     metrics = _metrics_bytes(run)
-    save_state(run.dir / "resume.safetensors", state,
+    save_state(run.resume_file, state,
                metadata=dict(iteration=str(t), sums=json.dumps(sums), metrics_bytes=str(len(metrics)),
                              metrics_sha256=hashlib.sha256(metrics).hexdigest()))
 
 
 def _metrics_bytes(run: Run) -> bytes:
-    path = run.dir / "metrics.csv"
+    path = run.metrics_file
     return path.read_bytes() if path.is_file() else b""
 
 
 def _drop_damaged_resume_point(run: Run, plan: dict) -> None:
     """Keep resume.safetensors only if it, the metrics.csv rows it keeps and every checkpoint saved up to it
     read back as written; otherwise remove it (the run restarts from iteration 0) with a notice."""
-    path = run.dir / "resume.safetensors"
+    path = run.resume_file
     if not path.exists():
         return
     try:
@@ -316,7 +316,7 @@ def _drop_damaged_resume_point(run: Run, plan: dict) -> None:
         t, n = int(meta["iteration"]), int(meta["metrics_bytes"])
         metrics = _metrics_bytes(run)[:n]
         if len(metrics) != n or hashlib.sha256(metrics).hexdigest() != meta["metrics_sha256"]:
-            raise DamagedFile(run.dir / "metrics.csv", "its rows up to the resume point differ from those written")
+            raise DamagedFile(run.metrics_file, "its rows up to the resume point differ from those written")
         for s in plan["schedule"]:
             if s <= t:
                 if not run.checkpoint(s).is_file():
@@ -335,7 +335,7 @@ def _drop_damaged_resume_point(run: Run, plan: dict) -> None:
 def _resume(run: Run, model, opt, device) -> tuple[int, list, int] | None:
     """Load the resume point into `model` and `opt`: (iteration, epoch sums, length of metrics.csv then), or
     None for a fresh start."""
-    path = run.dir / "resume.safetensors"
+    path = run.resume_file
     if not path.is_file():
         return None
     state, meta = load_checksummed(path)
@@ -360,7 +360,7 @@ def _log_metrics(run: Run, model, data: Dataset, t: int, sums: list, device) -> 
     loss, error = evaluate(model, data.test, device=device)
     out.update(test_loss=loss, test_error=error)
     rows.append(f"{t},test,{loss:.6g},{error:.6g}")
-    path = run.dir / "metrics.csv"
+    path = run.metrics_file
     new = not path.is_file()
     with open(path, "a") as f:
         if new:
@@ -372,7 +372,7 @@ def _log_metrics(run: Run, model, data: Dataset, t: int, sums: list, device) -> 
 def _truncate_metrics(run: Run, length: int) -> None:
     """Keep the first `length` bytes of metrics.csv (the rows logged up to the resume point; nothing on a fresh
     start); training logs the rest again."""
-    path = run.dir / "metrics.csv"
+    path = run.metrics_file
     if not path.is_file():
         return
     if length == 0:

@@ -48,7 +48,7 @@ class Scorer:
         study does not evaluate it again."""
         key = (run.dir.name, step, split)
         if key not in self._cache:
-            path = run.dir / "evals" / f"{step}-{self.data.name}-{split}.json"
+            path = run.eval_cache(step, self.data.name, split)
             self._cache[key] = self._read(path)
             if self._cache[key] is None:
                 self._cache[key] = self.state(run.load_checkpoint(step), split)
