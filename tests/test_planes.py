@@ -224,3 +224,41 @@ def test_plane_bad_input(mlp_data):
         trajectory_plane(s[:2])
     with pytest.raises(LosspathError, match="parallel"):
         project(Plane(s[0], plane.u, plane.u), s)
+
+
+def test_plane_command(tmp_path, capsys):
+    """`losspath plane RUN_DIR`: the trajectory plane of the run's checkpoints, CSV equal to the library's values;
+    three states; bad input is one sentence and exit code 2."""
+    import pandas as pd
+
+    from helpers import run_cli
+    from losspath import build_model, load_dataset
+    from losspath.store import Run
+
+    code, out, _ = run_cli(["train", "--data", "digits", "--model", "mlp_16", "--steps", "12it", "--checkpoints",
+                            "every:3", "--root", str(tmp_path), "--quiet"], capsys)
+    run_dir = out.strip()
+    code, out, err = run_cli(["plane", run_dir, "--points", "5", "--out", str(tmp_path / "p.csv"), "--plot",
+                              str(tmp_path / "p.png"), "--quiet"], capsys)
+    assert code == 0, err
+    assert "25 points (0 undefined)" in out
+    frame, path = pd.read_csv(tmp_path / "p.csv"), pd.read_csv(tmp_path / "p_path.csv")
+    assert list(frame.columns) == ["a", "b", "loss", "error", "undefined", "undefined_reason"] and len(frame) == 25
+    run = Run.open(run_dir)
+    assert path.step.tolist() == run.saved_steps() == [0, 3, 6, 9, 12]
+    plane = trajectory_plane([run.load_checkpoint(s) for s in run.saved_steps()])
+    data = load_dataset("digits")
+    a, b = sorted(set(frame.a)), sorted(set(frame.b))
+    direct = evaluate_plane(build_model("mlp_16", data.input_shape, 10), plane, data.test, grid=(a, b),
+                            progress=False)
+    np.testing.assert_allclose(frame.loss.to_numpy().reshape(5, 5), direct.loss, rtol=1e-9)
+    assert path.a.iloc[0] == 0 and path.b.iloc[-1] == pytest.approx(0, abs=1e-9)
+    assert (tmp_path / "p.png").is_file() and (tmp_path / "p.pdf").is_file()
+    refs = [f"{run_dir}@0", f"{run_dir}@6", f"{run_dir}@last"]
+    code, out, err = run_cli(["plane", *refs, "--points", "3", "--quiet"], capsys)
+    assert code == 0 and "9 points" in out
+    for args, message in ((refs[:2], "not 2 arguments"), ([run_dir, "--points", "1"], "--points must be"),
+                          ([run_dir, "--batchnorm", "end"], "--batchnorm must be one of"),
+                          ([f"{run_dir}/step_0.safetensors"], "--model and --data")):
+        code, _, err = run_cli(["plane", *args, "--quiet"], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1

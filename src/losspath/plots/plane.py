@@ -42,10 +42,9 @@ def plot_plane(result, path: str | Path, *, path_coords=None, labels: dict | Non
             levels = np.geomspace(low, high, LOSS_LEVELS)
             filled = ax.contourf(a_grid, b_grid, np.ma.masked_less_equal(shown, 0), levels=levels,
                                  norm=colors.LogNorm(low, high), cmap="viridis", extend="both")
-            bar = fig.colorbar(filled, ax=ax, shrink=0.9)
-            bar.locator = ticker.LogLocator()
-            bar.formatter = ticker.LogFormatterSciNotation()
-            bar.update_ticks()
+            bar = fig.colorbar(filled, ax=ax, shrink=0.9, ticks=levels[::4])
+            bar.ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
+            bar.ax.yaxis.set_minor_locator(ticker.NullLocator())
         else:
             filled = ax.contourf(a_grid, b_grid, shown, levels=np.linspace(0, 1, 21), cmap="magma_r")
             bar = fig.colorbar(filled, ax=ax, shrink=0.9)
