@@ -212,7 +212,8 @@ def test_a_run_records_what_made_it_and_reuse_under_another_thread_count_says_so
         torch.set_num_threads(1)
         run = train(HP, root=tmp_path, dataset=tiny_dataset, progress=False)
         made = run.done()["made_with"]
-        assert made == dict(threads=1, torch=torch.__version__, device="cpu", processes=1)
+        assert made == dict(threads=1, torch=torch.__version__, device="cpu", processes=1, precision="fp32",
+                            tf32=False, channels_last=False, compile=False)
         capsys.readouterr()
         train(HP, root=tmp_path, dataset=tiny_dataset, progress=False)  # same setup: reused silently
         assert "notice" not in capsys.readouterr().err

@@ -8,14 +8,15 @@ import torch
 
 def _draw_device(generator: torch.Generator) -> torch.device:
     # Random numbers must come from the generator's own device; they are moved to the batch afterwards,
-    # so the same seed gives the same augmentation whatever device the batch is on.
+    # so the same seed gives the same augmentation whatever device the batch is on. The moves are non-blocking:
+    # a batch on the GPU is augmented without the host waiting for the device.
     return generator.device
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Reverse the last axis (horizontal flip for N×C×H×W) of each example with probability `p`."""
     flip = torch.rand(x.shape[0], generator=generator, device=_draw_device(generator)) < p
-    flip = flip.to(x.device).view(-1, *([1] * (x.dim() - 1)))
+    flip = flip.to(x.device, non_blocking=True).view(-1, *([1] * (x.dim() - 1)))
     return torch.where(flip, x.flip(-1), x)
 
 
@@ -33,11 +34,11 @@ def random_crop(x: torch.Tensor, generator: torch.Generator, padding: int = 4,
     if padding == 0:
         return x
     padded = x.new_empty((n, c, h + 2 * padding, w + 2 * padding))
-    padded[:] = torch.as_tensor(fill, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
+    padded[:] = torch.as_tensor(fill, dtype=x.dtype).reshape(-1, 1, 1).to(x.device, non_blocking=True)
     padded[:, :, padding:padding + h, padding:padding + w] = x
     dev = _draw_device(generator)
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev).to(x.device)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev).to(x.device)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev).to(x.device, non_blocking=True)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev).to(x.device, non_blocking=True)
     rows = dy[:, None] + torch.arange(h, device=x.device)  # N×H
     cols = dx[:, None] + torch.arange(w, device=x.device)  # N×W
     # One advanced-indexing gather builds all N windows at once (N×C×H×W), no loop over examples.

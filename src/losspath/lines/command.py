@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checkpoints import atomic_write_text
+from ..compute_options import DEFAULT, ComputeOptions
 from ..data import load_dataset
 from ..device import resolve_device
 from ..errors import LosspathError
@@ -39,7 +40,7 @@ def _check_same_architecture(start: str, end: str) -> None:
 def line_command(start: str, end: str, *, split: str = "test", points: int = 100, scheme: str = "all",
                  batchnorm: str = "interpolate", model: str | None = None, data: str | None = None,
                  out: Path | None = None, plot: Path | None = None, data_root=None, device=None,
-                 progress: bool = True, loss: str = "cross_entropy") -> LineResult:
+                 progress: bool = True, loss: str = "cross_entropy", options: ComputeOptions = DEFAULT) -> LineResult:
     """Evaluate the line START → END. Run references bring their own network and data set; checkpoint
     files need `model` and `data`: registry names, or a user's `module:factory` (lines.user_code). Everything
     is checked before anything is written."""
@@ -49,6 +50,7 @@ def line_command(start: str, end: str, *, split: str = "test", points: int = 100
         for target in (Path(plot), Path(plot).with_suffix(".pdf")):  # plot_line writes both
             check_output_file(target, "--plot")
     device = resolve_device(device)
+    options.check_device(device)
     if not is_factory(model):
         _check_same_architecture(start, end)
     run = _run_of(start) or _run_of(end)
@@ -84,7 +86,7 @@ def line_command(start: str, end: str, *, split: str = "test", points: int = 100
             raise LosspathError(f"--scheme {scheme!r} is neither a scheme ({', '.join(SCHEMES)}) nor a list of "
                                 f"parameter-name prefixes of {model} (its first names: {', '.join(names[:3])}).")
     result = evaluate_line(net, start, end, split_data, points=points, scheme=schemes, batchnorm=batchnorm,
-                           train_data=train_data, device=device, progress=progress, loss=loss)
+                           train_data=train_data, device=device, progress=progress, loss=loss, options=options)
     if out is not None:
         atomic_write_text(Path(out), result.to_frame().to_csv(index=False))
     if plot is not None:

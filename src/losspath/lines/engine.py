@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..compute_options import DEFAULT, ComputeOptions
 from ..errors import LosspathError
 from ..keys import State
 from .data_source import Batch, DataSource, head
@@ -48,7 +49,7 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
                   progress: bool = True, hold: str = "end", bn_batches: int | None = None,
                   max_memory: int = 2**30, first_layer_shortcut: bool = True, relu_shortcut: bool = True,
                   loss="cross_entropy", metrics=None, target_key: str = "labels", output=None,
-                  vectorize: bool = True) -> LineResult:
+                  vectorize: bool = True, options: ComputeOptions = DEFAULT) -> LineResult:
     """Evaluate the loss and metrics (default: mean cross-entropy, top-1 error, predicted-class counts) at θ(α)
     for every α.
 
@@ -78,6 +79,8 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
                ReLU switch instead of per α (lines.relu_pair; used from 5 α on). Both shortcuts apply only to a
                model that takes one input tensor and returns a tensor.
     vectorize  False: evaluate one α at a time (what a model vmap cannot run gets anyway).
+    options    TF32, bf16 autocast or channels_last inputs (compute_options; default exact float32); bf16 turns
+               the ReLU-pair shortcut off (it is an exact float32 kernel). Recorded in `info["compute"]`.
 
     Points where θ(α) is not a valid network (negative BatchNorm variance) or the output is NaN are undefined:
     NaN loss and metrics and a reason in `undefined_reason` (lines.undefined). `info["path"]` says whether the
@@ -98,15 +101,17 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
 
     device = torch.device(device) if device is not None else _model_device(model)
     net = copy.deepcopy(model).to(device).eval()
+    options.check_model(net, type(model).__name__, device, line=True)
     reference = net.state_dict()
     aliases = tied_aliases(net)  # a tied tensor is passed once, under its first name
     check_tied(net, start_state, "start")
     check_tied(net, end_state, "end")
     start_state, end_state = ({k: v.to(device=device, dtype=reference[k].dtype) for k, v in state.items()
                                if k not in aliases} for state in (start_state, end_state))
-    eval_data = DataSource(data, device, "data", target_key=target_key, target_dtype=objective.target_dtype)
+    eval_data = DataSource(data, device, "data", target_key=target_key, target_dtype=objective.target_dtype,
+                           channels_last=options.channels_last)
     train = DataSource(train_data, device, "training data", target_key=target_key, target_dtype=None,
-                       needs_target=False) if batchnorm == "recompute" else None
+                       needs_target=False, channels_last=options.channels_last) if batchnorm == "recompute" else None
 
     first_batch = eval_data.first(8 if eval_data.chooses_batch_size else None)
     probe = head(first_batch, 8)
@@ -118,7 +123,7 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
                        depths=depths)
     first = find_first_layer(net, x, end_state) if first_layer_shortcut and x is not None else None
     second = out_relu = None
-    if relu_shortcut and device.type == "cpu" and len(alphas) >= MIN_PAIR_ALPHAS:
+    if relu_shortcut and not options.bf16 and device.type == "cpu" and len(alphas) >= MIN_PAIR_ALPHAS:
         second = find_relu_pair(net, x, end_state, first, rules)
     if second is not None:
         out_relu = find_output_relu(net, x, end_state, second)
@@ -151,7 +156,7 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     check64 = Float64Check(model, extract)
     bar = _progress(len(alphas), progress)
     examples = 0
-    with torch.inference_mode():
+    with torch.inference_mode(), options.numerics(device), options.autocast(device):
         for lo in range(0, len(alphas), chunk):
             a = torch.tensor(alphas[lo : lo + chunk], dtype=torch.float64, device=device)
             stacked, fixed = line.states(a)
@@ -193,7 +198,8 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
         relative_distance=relative_distance(start_state, end_state, params),
         info={"chunk": chunk, "per_call": per_call, "batch_size": eval_bs, "first_layer": first,
               "relu_pair": second, "relu_after_pair": out_relu, "vectorized": line.vectorize,
-              "path": "vectorized" if line.vectorize else "one alpha at a time", "fallback": line.fallback},
+              "path": "vectorized" if line.vectorize else "one alpha at a time", "fallback": line.fallback,
+              "compute": options.record()},
         metrics=metric_values, undefined=undefined, undefined_reason=reasons, objective=objective.name,
     )
 

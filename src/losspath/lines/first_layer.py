@@ -98,7 +98,10 @@ class FirstLayerShortcut(nn.Module):
         if self.mode == "held":  # a copy (unless the bias makes one), so an in-place op cannot change the cache
             out = self.cache[0] if self.bias is not None else self.cache[0].clone()
         else:
-            out = torch.lerp(self.cache[0], self.cache[1], self.weight_coef)
+            u, v = self.cache  # bfloat16 under bf16 autocast: blended in the coefficient's dtype (the model's)
+            if u.dtype != self.weight_coef.dtype:
+                u, v = u.to(self.weight_coef.dtype), v.to(self.weight_coef.dtype)
+            out = torch.lerp(u, v, self.weight_coef)
             if self.mode == "lerp":
                 return out
         return out if self.bias is None else out + self._shape(self.bias, out)

@@ -7,6 +7,7 @@ one on the same machine, with no generator state to save.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -21,8 +22,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..checkpoints import atomic_write, save_state, write_json
+from ..compute_options import DEFAULT, ComputeOptions, describe, with_defaults
 from ..files import DamagedFile, check_output_dir, load_checksummed, notice
-from ..data import Dataset, load_dataset
+from ..data import Dataset, Split, load_dataset
 from ..device import resolve_device
 from ..errors import LosspathError, TrainingDiverged
 from ..hparams import Hparams
@@ -38,6 +40,7 @@ from .optim import lr_at, make_optimizer
 PROGRESS_SECONDS = 60.0  # without a terminal (a log file, nohup): one progress line on stderr this often
 RESUME_SECONDS = 30.0  # at most this much training is redone after an interruption between checkpoints
 FULL_BATCH_CHUNK = 4096  # full-batch gradients are accumulated over chunks of this many examples
+FLUSH_EVERY = 64  # batch losses stay on the device this many iterations at most before the host reads them
 
 
 def _generator(*key: int) -> torch.Generator:
@@ -71,16 +74,19 @@ def initial_model(hp: Hparams, data: Dataset, root) -> torch.nn.Module:
 
 
 def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = None,
-          progress: bool = True, device: str | torch.device | None = None, nproc: int = 1) -> Run:
+          progress: bool = True, device: str | torch.device | None = None, nproc: int = 1,
+          options: ComputeOptions = DEFAULT) -> Run:
     """Find the finished run for `hp` under `root`, or train it (resuming an interrupted one).
 
     `nproc` > 1 trains with DistributedDataParallel in that many processes (NCCL on GPUs, gloo on CPU),
-    splitting each global batch across them. Returns the `Run`; its directory holds the checkpoints at
-    every iteration of the schedule.
+    splitting each global batch across them. `options`: TF32, bf16 autocast, channels_last, torch.compile
+    (compute_options; recorded in DONE, not in the run's hash). Returns the `Run`; its directory holds the
+    checkpoints at every iteration of the schedule.
     """
     run = Run.for_hparams(hp.validate(), root)
+    options.check_device(resolve_device(device))
     if run.is_complete and run.verify() is None:
-        _say_if_made_otherwise(run, made_with(resolve_device(device), nproc))
+        _say_if_made_otherwise(run, made_with(resolve_device(device), nproc, options))
         return run
     # Check everything a user can get wrong before anything is written.
     data = dataset if dataset is not None else load_dataset(hp.dataset, data_root)
@@ -90,6 +96,7 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
     check_model_fits(hp.model, lambda: model_for(hp, data), copies=4, what="train here")
     model = initial_model(hp, data, root)
     device = resolve_device(device)
+    options.check_model(model, hp.model, device)
     if nproc < 1 or (nproc > 1 and hp.batch_size and hp.batch_size < nproc):
         raise LosspathError(f"--nproc must be at least 1 and at most the batch size, not {nproc}.")
     check_output_dir(run.dir.parent, "--root")
@@ -97,7 +104,7 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
         if run.is_complete:  # damaged (or another process finished it meanwhile)
             problem = run.verify()
             if problem is None:
-                _say_if_made_otherwise(run, made_with(device, nproc))
+                _say_if_made_otherwise(run, made_with(device, nproc, options))
                 return run
             notice(f"{problem}; retraining run {run.dir.name} from iteration 0.")
             (run.done_file).unlink()
@@ -105,11 +112,43 @@ def train(hp: Hparams, *, root=None, data_root=None, dataset: Dataset | None = N
         write_json(run.hparams_file, hp.to_dict())
         write_json(run.info_file, plan)
         _drop_damaged_resume_point(run, plan)
+        loop = _train_locked if options == DEFAULT else _TrainWithOptions(options)
         if nproc == 1:
-            _train_locked(run, data, model, plan, progress, device)
+            loop(run, data, model, plan, progress, device)
         else:
-            spawn_ranks(functools.partial(_train_rank, _train_locked, run, data, plan, progress), device, nproc)
+            spawn_ranks(functools.partial(_train_rank, loop, run, data, plan, progress), device, nproc)
     return run
+
+
+class _TrainWithOptions:
+    """`_train_locked` with non-default compute options (a picklable callable, for the DDP ranks)."""
+
+    def __init__(self, options: ComputeOptions):
+        self.options = options
+
+    def __call__(self, *args, **kwargs):
+        return _train_locked(*args, **kwargs, options=self.options)
+
+
+def _on_device(data: Dataset, device: torch.device) -> Dataset:
+    """The data set with its in-memory splits copied to the GPU once, when they fit in half its free memory:
+    batches are then gathered and augmented there, with no host copy per batch. On the CPU, and for streamed
+    splits (ImageNet), the data set as it is."""
+    if device.type != "cuda":
+        return data
+    free = torch.cuda.mem_get_info(device)[0] // 2
+
+    def moved(split):
+        nonlocal free
+        if type(split) is not Split:
+            return split
+        size = split.inputs.nbytes + split.targets.nbytes
+        if size > free:
+            return split
+        free -= size
+        return Split(split.inputs.to(device), split.targets.to(device), split.num_classes)
+
+    return dataclasses.replace(data, train=moved(data.train), test=moved(data.test))
 
 
 def _train_rank(loop, run: Run, data: Dataset, plan: dict, progress: bool, rank: int, world: int,
@@ -141,20 +180,33 @@ def plan_run(hp: Hparams, n: int) -> dict:
 
 
 def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, device: torch.device,
-                  rank: int = 0, world: int = 1) -> None:
+                  rank: int = 0, world: int = 1, options: ComputeOptions = DEFAULT) -> None:
     """The loop. With world > 1 this is one rank of DistributedDataParallel: every rank draws the same global
     batch and takes its contiguous share of it; the gradient all-reduce then gives the global batch's mean
-    gradient, and only rank 0 writes files."""
+    gradient, and only rank 0 writes files.
+
+    Nothing in an iteration waits for the device: batch losses stay there and the host reads them (and checks
+    them for divergence) every FLUSH_EVERY iterations and before anything is saved or logged."""
+    with options.numerics(device):
+        _loop(run, data, model, plan, progress, device, rank, world, options)
+
+
+def _loop(run: Run, data: Dataset, model, plan: dict, progress: bool, device: torch.device, rank: int, world: int,
+          options: ComputeOptions) -> None:
     hp = run.hparams
     n, per_epoch, last = plan["num_train"], plan["iterations_per_epoch"], plan["last_step"]
     schedule = set(plan["schedule"])
     main = rank == 0
-    model = model.to(device)
+    data = _on_device(data, device)
+    inputs = getattr(data.train, "inputs", None)
+    index_device = inputs.device if isinstance(inputs, torch.Tensor) else torch.device("cpu")
+    model = options.layout_model(model.to(device))
     net = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = options.compiled(net)
     opt = make_optimizer(model, hp)
     resumed = _resume(run, model, opt, device)  # its metrics were logged before it was saved
     t, sums, metrics_bytes = resumed if resumed else (0, [0.0, 0.0, 0], 0)
@@ -165,6 +217,7 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
     full_batch = hp.batch_size <= 0 or hp.batch_size >= n
     start_time = saved_at = time.time()
     order, order_epoch = None, None
+    pending = []  # (iteration, batch size, summed loss and wrong predictions on the device) not yet read
     last_metrics = {}
     model.train()
 
@@ -174,6 +227,8 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
     logged_at = time.time()
     while True:
         epoch, pos = divmod(t, per_epoch)
+        if pending and (pos == 0 or t == last or t in schedule or len(pending) >= FLUSH_EVERY):
+            _read_batch_stats(pending, sums, resumed_at, hp)
         if t in schedule and main:
             save_state(run.checkpoint(t), model.state_dict())
         if (pos == 0 or t == last) and t != resumed_at and main:
@@ -194,31 +249,30 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
             g["lr"] = lr_at(t, hp, per_epoch)
         opt.zero_grad(set_to_none=True)
         if full_batch:
-            index = torch.arange(n)
+            index = torch.arange(n, device=index_device)
         else:
             if order_epoch != epoch:
-                order, order_epoch = epoch_order(n, hp.order_seed, epoch), epoch
+                order, order_epoch = epoch_order(n, hp.order_seed, epoch).to(index_device), epoch
             index = order[pos * hp.batch_size:(pos + 1) * hp.batch_size]
         gen = _generator(hp.order_seed, epoch, pos, 1, rank) if augment else None
         chunk = FULL_BATCH_CHUNK if full_batch else len(index)
-        stats = torch.zeros(2, dtype=torch.float64)  # summed loss and wrong predictions over the batch
+        stats = torch.zeros(2, dtype=torch.float64, device=device)  # summed loss and wrong predictions
         for lo in range(0, len(index), chunk):
             part = index[lo:lo + chunk].tensor_split(world)[rank]
             x, y = data.train.batch(part, gen)  # a split may augment at decode (ImageNet crops)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if augment is not None:
                 x = augment(x, gen)
-            logits = net(x)
+            with options.autocast(device):
+                logits = net(options.layout_inputs(x))
+            if options.bf16:
+                logits = logits.float()
             loss = F.cross_entropy(logits, y, reduction="sum")
             (loss * (world / len(index))).backward()  # DDP averages over ranks: the global batch mean
-            stats += torch.stack([loss.detach().double().cpu(), (logits.argmax(1) != y).sum().double().cpu()])
+            stats += torch.stack([loss.detach().double(), (logits.argmax(1) != y).sum().double()])
         if world > 1:
             torch.distributed.all_reduce(stats)
-        sums[0] += stats[0].item() / len(index)
-        sums[1] += stats[1].item() / len(index)
-        sums[2] += 1
-        if not math.isfinite(stats[0].item()):
-            raise TrainingDiverged(_divergence(stats[0].item(), t, resumed_at, hp))
+        pending.append((t, len(index), stats))
         opt.step()
         t += 1
         bar.update(1)
@@ -236,28 +290,44 @@ def _train_locked(run: Run, data: Dataset, model, plan: dict, progress: bool, de
                                  f"reached the cap of {last} iterations" + (
                                      "" if train_error > hp.stop_at_train_error else " (converged there)")))
     write_json(run.done_file, dict(last_step=t, **last_metrics, **stop, wall_seconds=round(time.time() - start_time, 3),
-                                      made_with=made_with(device, world), files=run.manifest(plan["schedule"])))
+                                      made_with=made_with(device, world, options), files=run.manifest(plan["schedule"])))
     (run.resume_file).unlink(missing_ok=True)
 
 
-def made_with(device: torch.device, processes: int = 1) -> dict:
+def _read_batch_stats(pending: list, sums: list, resumed_at: int | None, hp: Hparams) -> None:
+    """Add the batch losses and errors still on the device to the epoch's `sums` (in iteration order, as the
+    loop always summed them), and raise TrainingDiverged at the first iteration whose loss is not finite."""
+    rows = torch.stack([s for _, _, s in pending]).cpu().tolist()
+    for (t, size, _), (loss, wrong) in zip(pending, rows):
+        if not math.isfinite(loss):
+            raise TrainingDiverged(_divergence(loss, t, resumed_at, hp))
+        sums[0] += loss / size
+        sums[1] += wrong / size
+        sums[2] += 1
+    pending.clear()
+
+
+def made_with(device: torch.device, processes: int = 1, options: ComputeOptions = DEFAULT) -> dict:
     """What a run's weights depend on beyond its hparams: torch's thread count (reduction order), the torch
-    version, the device type and the number of training processes. Recorded in DONE."""
-    return dict(threads=torch.get_num_threads(), torch=torch.__version__, device=device.type, processes=processes)
+    version, the device type, the number of training processes and the compute options (precision, tf32,
+    channels_last, compile). Recorded in DONE."""
+    return dict(threads=torch.get_num_threads(), torch=torch.__version__, device=device.type, processes=processes,
+                **options.record())
 
 
 def describe_made_with(m: dict) -> str:
     processes = f", {m['processes']} processes" if m.get("processes", 1) > 1 else ""
-    return (f"{m['threads']} torch thread{'s' if m['threads'] != 1 else ''} on {m['device']}{processes}, "
-            f"torch {m['torch']}")
+    return (f"{m['threads']} torch thread{'s' if m['threads'] != 1 else ''} on {m['device']}{processes}"
+            f"{describe(m)}, torch {m['torch']}")
 
 
 def _say_if_made_otherwise(run: Run, now: dict) -> None:
     """A finished run is reused whatever made it (its directory is named by its hparams alone); a notice says so
-    when it was trained under another thread count, torch version, device type or process count than this call's:
+    when it was trained under another thread count, torch version, device type, process count or compute options
+    (compute_options) than this call's:
     its weights are that setup's, not what training here would give."""
     then = run.done().get("made_with")
-    if then and then != now:
+    if then and with_defaults(then) != with_defaults(now):
         notice(f"reusing run {run.dir.name}, trained with {describe_made_with(then)}; this call has "
                f"{describe_made_with(now)} (weights depend on these, so a retrain here could differ in the last bits).")
 
