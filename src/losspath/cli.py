@@ -22,11 +22,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 RootOpt = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME or ~/.losspath/runs).")
 DataRootOpt = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA or ~/.losspath/data).")
-# compute options (losspath.compute_options): recorded with a run, not part of its hash; all off is exact float32
-Tf32Opt = typer.Option(False, "--tf32", help="CUDA only: TF32 matmuls and convolutions (default: exact float32).")
-Bf16Opt = typer.Option(False, "--bf16", help="bfloat16 autocast for the forward passes (changes the numbers; on "
-                       "the CPU it runs too, usually slower than float32).")
-ChannelsLastOpt = typer.Option(False, "--channels-last", help="NHWC layout, for networks with 2-D convolutions.")
 
 
 @app.command()
@@ -58,11 +53,6 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
     nproc: int = typer.Option(1, "--nproc", help="Processes for DistributedDataParallel (one per GPU; gloo on CPU)."),
     threads: Optional[int] = THREADS_OPTION,
-    tf32: bool = Tf32Opt,
-    bf16: bool = Bf16Opt,
-    channels_last: bool = ChannelsLastOpt,
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile the training step (first iterations "
-                                  "compile for tens of seconds)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Train a network with a dense checkpoint schedule (or reuse the finished run) and print its directory.
@@ -71,7 +61,6 @@ def train(
       losspath train --data mnist1d --model lenet_300_100 --steps 2ep --seed 0
       losspath train --data imagenet --model imagenet_resnet_50 --data-root ~/data --nproc 8
     """
-    from .compute_options import ComputeOptions
     from .hparams import Hparams, paper_defaults
     from .training import train as train_run
 
@@ -83,8 +72,7 @@ def train(
     from .sweeps import torch_threads
 
     with torch_threads(threads):
-        run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc,
-                        options=ComputeOptions(tf32=tf32, bf16=bf16, channels_last=channels_last, compile=compile_))
+        run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc)
     done = run.done()
     typer.echo(f"test error {done['test_error']:.4f}, test loss {done['test_loss']:.4f}"
                + (f"; {'converged' if done['converged'] else 'NOT converged'} at iteration {done['last_step']}: "
@@ -99,7 +87,6 @@ def runs(root: Optional[Path] = RootOpt):
 
     Example: losspath runs --root ~/.losspath/runs
     """
-    from .compute_options import describe
     from .store import default_root, list_runs
 
     rows = list_runs(root)
@@ -110,7 +97,7 @@ def runs(root: Optional[Path] = RootOpt):
         error = "-" if r["test_error"] is None else f"{r['test_error']:.4f}"
         rest = " ".join(f"{k}={v}" for k, v in r["rest"].items())
         m = r["made_with"]
-        made = f"{m['threads']}t {m['device']} torch {m['torch']}{describe(m)}" if m else "-"
+        made = f"{m['threads']}t {m['device']} torch {m['torch']}" if m else "-"
         typer.echo(f"{r['run']}  {r['state']:8s} {r['saved']:3d} ckpts  {r['dataset']:8s} {r['model']:16s} "
                    f"test error {error:6s} {r['date']}  {made}  {rest}".rstrip())
 
@@ -134,9 +121,6 @@ def line(
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = typer.Option(None, "--device"),
     threads: Optional[int] = THREADS_OPTION,
-    tf32: bool = Tf32Opt,
-    bf16: bool = Bf16Opt,
-    channels_last: bool = ChannelsLastOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Loss and error along the straight line from START to END; prints the curve's summary metrics.
@@ -147,17 +131,61 @@ def line(
       losspath line a.safetensors b.safetensors --model lenet_300_100 --data mnist1d --scheme weights
       losspath line pre.pt tuned.pt --model mylm:build --data mylm:texts --loss lm_cross_entropy
     """
-    from .compute_options import ComputeOptions
     from .lines.command import line_command
     from .sweeps import torch_threads
 
     with torch_threads(threads):
         result = line_command(start, end, split=split, points=points, scheme=scheme, batchnorm=batchnorm,
                               model=model, data=data, out=out, plot=plot, data_root=data_root, device=device,
-                              progress=not quiet, loss=loss,
-                              options=ComputeOptions(tf32=tf32, bf16=bf16, channels_last=channels_last))
+                              progress=not quiet, loss=loss)
     for key, value in result.summary().items():
         typer.echo(f"{key:24s} {value}")
+
+
+@app.command()
+def plane(
+    refs: list[str] = typer.Argument(..., metavar="RUN_OR_STATES...", help="A run directory (its trajectory "
+                                     "plane), three states (the plane through them) or one state (a random "
+                                     "filter-normalized plane around it); states are RUN_DIR@STEP or files."),
+    points: int = typer.Option(21, "--points", help="Grid points per axis."),
+    split: str = typer.Option("test", "--split", help="test or train."),
+    batchnorm: str = typer.Option("interpolate", "--batchnorm", help="interpolate, recompute or origin."),
+    margin: float = typer.Option(0.25, "--margin", help="Grid margin beyond the states, as a fraction of their span."),
+    extent: float = typer.Option(1.0, "--extent", help="A random plane's grid spans [-extent, extent]²."),
+    seed: int = typer.Option(0, "--seed", help="Seed of a random plane's directions."),
+    model: Optional[str] = typer.Option(None, "--model", help="Network name; needed for checkpoint files."),
+    data: Optional[str] = typer.Option(None, "--data", help="Data set name; needed for checkpoint files."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the grid as CSV (a, b, loss, error, undefined, "
+                                       "undefined_reason; a trajectory's coordinates to OUT_path.csv)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw loss and error contours (PNG and PDF)."),
+    data_root: Optional[Path] = DataRootOpt,
+    device: Optional[str] = typer.Option(None, "--device"),
+    threads: Optional[int] = THREADS_OPTION,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Loss and error over a plane of network states (origin + a·u + b·v on a grid).
+
+    \b
+    Examples:
+      losspath plane ~/.losspath/runs/train_ab12 --plot trajectory.png --out trajectory.csv
+      losspath plane RUN_A@last RUN_B@last RUN_C@last --points 31 --plot three.png
+      losspath plane RUN_A@last --extent 1 --seed 0 --plot random.png
+    """
+    import numpy as np
+    import torch
+
+    from .planes.command import plane_command
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    result, _ = plane_command(refs, points=points, split=split, batchnorm=batchnorm, margin=margin, extent=extent,
+                              seed=seed, model=model, data=data, out=out, plot=plot, data_root=data_root,
+                              device=device, progress=not quiet)
+    defined = ~result.undefined
+    best = np.unravel_index(np.nanargmin(np.where(defined, result.loss, np.inf)), result.loss.shape)
+    typer.echo(f"{result.loss.size} points ({int(result.undefined.sum())} undefined); lowest loss "
+               f"{result.loss[best]:.4g} (error {result.error[best]:.4g}) at a={result.a_values[best[0]]:.4g}, "
+               f"b={result.b_values[best[1]]:.4g}")
 
 
 @app.command()
