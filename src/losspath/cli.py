@@ -22,6 +22,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 RootOpt = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME or ~/.losspath/runs).")
 DataRootOpt = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA or ~/.losspath/data).")
+# compute options (losspath.compute_options): recorded with a run, not part of its hash; all off is exact float32
+Tf32Opt = typer.Option(False, "--tf32", help="CUDA only: TF32 matmuls and convolutions (default: exact float32).")
+Bf16Opt = typer.Option(False, "--bf16", help="bfloat16 autocast for the forward passes (changes the numbers; on "
+                       "the CPU it runs too, usually slower than float32).")
+ChannelsLastOpt = typer.Option(False, "--channels-last", help="NHWC layout, for networks with 2-D convolutions.")
 
 
 @app.command()
@@ -53,6 +58,11 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
     nproc: int = typer.Option(1, "--nproc", help="Processes for DistributedDataParallel (one per GPU; gloo on CPU)."),
     threads: Optional[int] = THREADS_OPTION,
+    tf32: bool = Tf32Opt,
+    bf16: bool = Bf16Opt,
+    channels_last: bool = ChannelsLastOpt,
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the training step (first iterations "
+                                  "compile for tens of seconds)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Train a network with a dense checkpoint schedule (or reuse the finished run) and print its directory.
@@ -61,6 +71,7 @@ def train(
       losspath train --data mnist1d --model lenet_300_100 --steps 2ep --seed 0
       losspath train --data imagenet --model imagenet_resnet_50 --data-root ~/data --nproc 8
     """
+    from .compute_options import ComputeOptions
     from .hparams import Hparams, paper_defaults
     from .training import train as train_run
 
@@ -72,7 +83,8 @@ def train(
     from .sweeps import torch_threads
 
     with torch_threads(threads):
-        run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc)
+        run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc,
+                        options=ComputeOptions(tf32=tf32, bf16=bf16, channels_last=channels_last, compile=compile_))
     done = run.done()
     typer.echo(f"test error {done['test_error']:.4f}, test loss {done['test_loss']:.4f}"
                + (f"; {'converged' if done['converged'] else 'NOT converged'} at iteration {done['last_step']}: "
@@ -87,6 +99,7 @@ def runs(root: Optional[Path] = RootOpt):
 
     Example: losspath runs --root ~/.losspath/runs
     """
+    from .compute_options import describe
     from .store import default_root, list_runs
 
     rows = list_runs(root)
@@ -97,7 +110,7 @@ def runs(root: Optional[Path] = RootOpt):
         error = "-" if r["test_error"] is None else f"{r['test_error']:.4f}"
         rest = " ".join(f"{k}={v}" for k, v in r["rest"].items())
         m = r["made_with"]
-        made = f"{m['threads']}t {m['device']} torch {m['torch']}" if m else "-"
+        made = f"{m['threads']}t {m['device']} torch {m['torch']}{describe(m)}" if m else "-"
         typer.echo(f"{r['run']}  {r['state']:8s} {r['saved']:3d} ckpts  {r['dataset']:8s} {r['model']:16s} "
                    f"test error {error:6s} {r['date']}  {made}  {rest}".rstrip())
 
@@ -121,6 +134,9 @@ def line(
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = typer.Option(None, "--device"),
     threads: Optional[int] = THREADS_OPTION,
+    tf32: bool = Tf32Opt,
+    bf16: bool = Bf16Opt,
+    channels_last: bool = ChannelsLastOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Loss and error along the straight line from START to END; prints the curve's summary metrics.
@@ -131,13 +147,15 @@ def line(
       losspath line a.safetensors b.safetensors --model lenet_300_100 --data mnist1d --scheme weights
       losspath line pre.pt tuned.pt --model mylm:build --data mylm:texts --loss lm_cross_entropy
     """
+    from .compute_options import ComputeOptions
     from .lines.command import line_command
     from .sweeps import torch_threads
 
     with torch_threads(threads):
         result = line_command(start, end, split=split, points=points, scheme=scheme, batchnorm=batchnorm,
                               model=model, data=data, out=out, plot=plot, data_root=data_root, device=device,
-                              progress=not quiet, loss=loss)
+                              progress=not quiet, loss=loss,
+                              options=ComputeOptions(tf32=tf32, bf16=bf16, channels_last=channels_last))
     for key, value in result.summary().items():
         typer.echo(f"{key:24s} {value}")
 
