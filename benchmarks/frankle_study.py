@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from losspath.data import Dataset, Split
 from losspath.hparams import Hparams
-from losspath.lines import run_line
+from losspath.run_lines import run_line
 from losspath.models import build_model
 from losspath.steps import frankle_schedule, iterations_per_epoch
 from losspath.training import model_for, train

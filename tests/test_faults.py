@@ -184,7 +184,7 @@ class Fixtures:
         self.data = load_dataset("digits")
         self.train_writes = count_writes(lambda: train(HP, root=base / "ref", progress=False))
         self.ref = Run.for_hparams(HP, base / "ref")
-        from losspath.lines import run_line
+        from losspath.run_lines import run_line
         from losspath.studies.basins.parts import Scorer
 
         self.lines = {t: run_line(self.ref, model_for(HP, self.data), self.data, t, points=5) for t in (0, 8)}
@@ -249,7 +249,7 @@ def corruption_trial(fx: Fixtures, kind: str, rng: random.Random, where: Path) -
     label = f"{target.name}, {what}"
 
     if kind == "cached line":
-        from losspath.lines import run_line
+        from losspath.run_lines import run_line
 
         t = int(target.name.split("-")[0])
         results = []

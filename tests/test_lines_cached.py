@@ -1,9 +1,10 @@
-"""Lines cached in the run store (lines/cached.py), including lines that end in another run."""
+"""Lines cached in the run store (run_lines.py), including lines that end in another run."""
 import numpy as np
 
 from losspath.data import load_dataset
 from losspath.hparams import Hparams
-from losspath.lines import evaluate_line, run_line
+from losspath.lines import evaluate_line
+from losspath.run_lines import run_line
 from losspath.training import model_for, train
 
 

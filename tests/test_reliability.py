@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from helpers import run_cli, train_killed_after
-from losspath.checkpoints import atomic_write_text, load_state, save_state
+from losspath.checkpoints import load_state, save_state
+from losspath.files import atomic_write_text
 from losspath.errors import LosspathError
 from losspath.hparams import Hparams
 from losspath.store import Run
@@ -89,7 +90,7 @@ def test_bit_flip_in_checkpoint_data_is_one_sentence_naming_the_file(run, capsys
 
 def test_bit_flip_in_cached_line_is_recomputed_with_a_notice(run, capsys):
     from losspath.data import load_dataset
-    from losspath.lines import run_line
+    from losspath.run_lines import run_line
     from losspath.training import model_for
 
     data = load_dataset("digits")

@@ -12,7 +12,7 @@ import pytest
 from losspath.cli import main
 from losspath.errors import LosspathError
 from losspath.report import read_study_metadata, write_report, write_study_metadata
-from losspath.report.browser import dump_dom, find_chromium, screenshot
+from browser import dump_dom, find_chromium, screenshot
 
 CAPTIONS = {"fig1_from_init": "Loss and error along the line from initialization to the trained network.",
             "fig3_max_increase": "Maximum increase in loss and error along the line from iteration t, against t."}

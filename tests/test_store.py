@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from losspath.hparams import Hparams
-from losspath.lines import run_line
+from losspath.run_lines import run_line
 from losspath.store import Run
 from losspath.training import model_for, train
 

@@ -8,7 +8,7 @@ import importlib
 
 __version__ = "0.1.0"
 _HOMES = {"Dataset": "data", "Split": "data", "load_dataset": "data", "LosspathError": "errors",
-          "Hparams": "hparams", "LineResult": "lines", "evaluate_line": "lines", "run_line": "lines",
+          "Hparams": "hparams", "LineResult": "lines", "evaluate_line": "lines", "run_line": "run_lines",
           "build_model": "models", "Run": "store", "checkpoint_path": "store", "evaluate": "training",
           "train": "training", "metrics": None, "evaluate_plane": "planes", "PlaneResult": "planes",
           "plane_through": "planes", "trajectory_plane": "planes", "random_plane": "planes",

@@ -1,7 +1,7 @@
 """Lines between two stored runs after permuting the second to match the first (Git Re-Basin, Ainsworth et al.
 2023), as executor jobs whose results are cached in the run store.
 
-`naive` is the plain line between the two last checkpoints (lines.run_line, cached there); `weight` and
+`naive` is the plain line between the two last checkpoints (run_lines.run_line, cached there); `weight` and
 `activation` align run B's last state to run A's (align.weight_matching / align.activation_matching, the
 latter on the first MATCH_EXAMPLES training examples, unaugmented) and evaluate the line from A to permuted B.
 The permuted state is cached in B's directory (aligned/), the line in A's (aligned_lines/), each file named by
@@ -52,7 +52,8 @@ def aligned_line_job(run_a_dir: str, run_b_dir: str, method: str, data_root: str
                      threads: int | None):
     """The line from run A's last state to run B's, B permuted by `method` (METHODS); `options`: split, points,
     batchnorm, bn_batches, device. Returns a lines.LineResult."""
-    from .lines import LineResult, evaluate_line, run_line
+    from .lines import LineResult, evaluate_line
+    from .run_lines import run_line
     from .store import Run
     from .training import model_for
 

@@ -1,5 +1,5 @@
 """Reading and writing network states: safetensors, written atomically with a checksum; `.pt` read without
-unpickling code. The file primitives themselves live in `losspath.files`."""
+unpickling code. The file primitives (atomic writes, checksums, JSON) live in `losspath.files`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from .errors import LosspathError
-from .files import (RETRAIN, DamagedFile, atomic_write, atomic_write_text, load_checksummed,  # noqa: F401
-                    read_json, save_checksummed, write_json)
+from .files import RETRAIN, DamagedFile, load_checksummed, save_checksummed
 from .keys import State
+from .store import HPARAMS_FILE
 
 
 def save_state(path: Path, state: State, metadata: dict[str, str] | None = None) -> None:
@@ -31,7 +31,7 @@ def load_state(path: str | Path) -> State:
         try:
             return load_checksummed(path, required=False)[0]
         except DamagedFile as e:
-            advice = RETRAIN if (path.parent / "hparams.json").is_file() else "restore it from a good copy"
+            advice = RETRAIN if (path.parent / HPARAMS_FILE).is_file() else "restore it from a good copy"
             raise LosspathError(f"Checkpoint {path} is corrupted or damaged ({e.reason}); {advice}.") from None
     if path.suffix in (".pt", ".pth"):
         return _load_pt(path)

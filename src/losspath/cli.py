@@ -148,7 +148,7 @@ def line(
       losspath line pre.pt tuned.pt --model mylm:build --data mylm:texts --loss lm_cross_entropy
     """
     from .compute_options import ComputeOptions
-    from .lines.command import line_command
+    from .line_command import line_command
     from .sweeps import torch_threads
 
     with torch_threads(threads):

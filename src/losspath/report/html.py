@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..checkpoints import atomic_write_text
+from ..files import atomic_write_text
 from ..errors import LosspathError
 from .metadata import METADATA_FILE, read_study_metadata
 from .tables import REPLICATE_COLUMNS, TableView, table_view

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..checkpoints import atomic_write_text
+from ..files import atomic_write_text
 
 METADATA_FILE = "study.json"
 

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..checkpoints import atomic_write, save_state, write_json
+from ..checkpoints import save_state
 from ..compute_options import DEFAULT, ComputeOptions, describe, with_defaults
-from ..files import DamagedFile, check_output_dir, load_checksummed, notice
+from ..files import DamagedFile, atomic_write, check_output_dir, load_checksummed, notice, write_json
 from ..data import Dataset, Split, load_dataset
 from ..device import resolve_device
 from ..errors import LosspathError, TrainingDiverged

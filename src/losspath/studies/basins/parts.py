@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...checkpoints import load_state, write_json
-from ...files import DamagedFile, notice, read_json
+from ...checkpoints import load_state
+from ...files import DamagedFile, notice, read_json, write_json
 from ...data import Dataset, Split
 from ...device import resolve_device
 from ...lines import interpolated_state, run_line

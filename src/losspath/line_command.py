@@ -3,19 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..checkpoints import atomic_write_text
-from ..compute_options import DEFAULT, ComputeOptions
-from ..data import load_dataset
-from ..device import resolve_device
-from ..errors import LosspathError
-from ..files import check_output_file
-from ..limits import check_model_fits, check_points
-from ..models import build_model
-from ..store import Run, parse_run_reference
-from .engine import evaluate_line
-from .result import LineResult
-from .schemes import SCHEMES
-from .user_code import is_factory, user_data, user_model
+from .compute_options import DEFAULT, ComputeOptions
+from .data import load_dataset
+from .device import resolve_device
+from .errors import LosspathError
+from .files import atomic_write_text, check_output_file
+from .limits import check_model_fits, check_points
+from .lines.engine import evaluate_line
+from .lines.result import LineResult
+from .lines.schemes import SCHEMES
+from .lines.user_code import is_factory, user_data, user_model
+from .models import build_model
+from .store import Run, parse_run_reference
 
 
 def _run_of(ref: str) -> Run | None:
@@ -90,7 +89,7 @@ def line_command(start: str, end: str, *, split: str = "test", points: int = 100
     if out is not None:
         atomic_write_text(Path(out), result.to_frame().to_csv(index=False))
     if plot is not None:
-        from ..plots.line import plot_line
+        from .plots.line import plot_line
 
         plot_line(result, plot, split=split)
     return result

@@ -1,4 +1,5 @@
-"""Lines between checkpoints of stored runs, cached inside the run directory.
+"""Lines between checkpoints of stored runs, cached inside the run directory (`Run.line_cache`): the line
+engine (`lines.evaluate_line`) applied to the run store.
 
 A line's result depends on the run, its two steps, the split, the scheme, the BatchNorm mode and the α
 grid; its file name is a hash of exactly those, so a rerun of a study reuses every finished line and an
@@ -15,12 +16,12 @@ import json
 import numpy as np
 import torch
 
-from ..checkpoints import save_state
-from ..files import DamagedFile, load_checksummed, notice
-from ..data import Dataset
-from ..store import Run
-from .engine import evaluate_line
-from .result import LineResult
+from .checkpoints import save_state
+from .data import Dataset
+from .files import DamagedFile, load_checksummed, notice
+from .lines.engine import evaluate_line
+from .lines.result import LineResult
+from .store import Run
 
 
 def _key(run: Run, start: int, end: int, split: str, alphas: np.ndarray, options: dict,
