@@ -45,7 +45,7 @@ def child_train_job(parent_dir: str, hp: Hparams, root: str | None, data_root: s
 def pair_line_job(run_dir: str, other_dir: str, data_root: str | None, options: dict, threads: int | None):
     """The (cached) line from the last checkpoint of one run to the last checkpoint of another run of the same
     architecture and data; `options` go to `lines.run_line` (split, points, batchnorm, ...)."""
-    from .lines import run_line
+    from .run_lines import run_line
     from .store import Run
     from .training import model_for
 

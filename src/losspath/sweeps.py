@@ -64,7 +64,7 @@ def train_job(hp: Hparams, root: str | None, data_root: str | None, device: str 
 def line_job(run_dir: str, start_step: int, end_step: int | str, data_root: str | None, options: dict,
              threads: int | None):
     """The (cached) line of a stored run from `start_step` to `end_step`; `options` go to `run_line`."""
-    from .lines import run_line
+    from .run_lines import run_line
     from .store import Run
     from .training import model_for
 

@@ -88,7 +88,7 @@ def gathered(ex, jobs: dict, desc: str, progress: bool) -> dict:
 
 def write_tables(out: Path, tables: dict) -> None:
     """Each table (name → pandas frame) as `out/NAME.csv`, written atomically; `out` is created if missing."""
-    from ..checkpoints import atomic_write_text
+    from ..files import atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():

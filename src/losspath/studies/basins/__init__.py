@@ -43,7 +43,7 @@ def run_study(data=DEFAULT_DATA, parts=PARTS, *, config: Config | None = None, o
     figure paths, the printed text and the wall time."""
     import pandas as pd
 
-    from ...checkpoints import atomic_write_text
+    from ...files import atomic_write_text
     from ...mds import layer_keys
     from ...sweeps import cached_dataset, check_threads, torch_threads
     from ...training import model_for

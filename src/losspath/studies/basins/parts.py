@@ -17,7 +17,8 @@ from ...checkpoints import load_state
 from ...files import DamagedFile, notice, read_json, write_json
 from ...data import Dataset, Split
 from ...device import resolve_device
-from ...lines import interpolated_state, run_line
+from ...lines import interpolated_state
+from ...run_lines import run_line
 from ...mds import embed_distances, layer_keys, pairwise_distances, flatten_states, stress1
 from ...metrics import barrier, distance, max_increase
 from ...models import fit_relu_polynomial

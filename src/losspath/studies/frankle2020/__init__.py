@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 import typer
 
-from ...checkpoints import atomic_write_text
+from ...files import atomic_write_text
 from ...errors import LosspathError
 from ...hparams import Hparams, paper_defaults
 from ...lines.schemes import BATCHNORM_MODES

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import typer
 
-from ...checkpoints import atomic_write_text
+from ...files import atomic_write_text
 from ...errors import LosspathError
 from ...lines.schemes import BATCHNORM_MODES
 from ...metrics import barrier, barrier_height

@@ -154,7 +154,7 @@ def study_net(s: Setting, run, d, *, split: str, points: int, hold: str, device)
     import numpy as np
     import pandas as pd
 
-    from ...lines import run_line
+    from ...run_lines import run_line
     from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
     from ...training import logits_at, model_for
 
@@ -206,7 +206,7 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from ...checkpoints import atomic_write_text
+    from ...files import atomic_write_text
     from ...data import load_dataset
     from ...errors import LosspathError, TrainingDiverged
     from ...training import train

@@ -103,11 +103,12 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from ...checkpoints import atomic_write_text, load_state
+    from ...checkpoints import load_state
+    from ...files import atomic_write_text
     from ...data.toy import DEFAULT_STRENGTHS, make_toy_dataset
     from ...errors import LosspathError, TrainingDiverged
     from ...hparams import Hparams
-    from ...lines import run_line
+    from ...run_lines import run_line
     from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
     from ...training import evaluate, logits_at, model_for, train
 

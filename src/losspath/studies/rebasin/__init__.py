@@ -22,7 +22,7 @@ import typer
 from torch import nn
 
 from ...aligned_lines import METHODS, aligned_line_job
-from ...checkpoints import atomic_write_text
+from ...files import atomic_write_text
 from ...errors import LosspathError
 from ...hparams import Hparams
 from ...metrics import barrier, barrier_height
