@@ -235,13 +235,11 @@ def sharpness_along_run(run_dir, data, *, steps=None, trace: bool = False, trace
     import pandas as pd
 
     from .data import load_dataset
-    from .models import build_model
     from .store import Run
+    from .training import model_for
+
     run = Run.open(run_dir)
-    hp = run.hparams
-    shape_source = load_dataset(hp.dataset, data_root)
-    model = build_model(hp.model, shape_source.input_shape, shape_source.num_classes, activation=hp.activation,
-                        bias=hp.bias, poly_degree=hp.poly_degree, poly_interval=hp.poly_interval)
+    model = model_for(run.hparams, load_dataset(run.hparams.dataset, data_root))
     steps = run.saved_steps() if steps is None else [run.resolve_step(s) for s in steps]
     rows = []
     for step in _bar(steps, progress):

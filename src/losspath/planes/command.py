@@ -20,6 +20,7 @@ from ..files import atomic_write_text, check_output_file
 from ..limits import check_model_fits
 from ..models import build_model
 from ..store import Run, parse_run_reference
+from ..training import model_for
 from .directions import plane_through, project, random_plane, trajectory_plane
 from .engine import BATCHNORM_MODES, evaluate_plane
 
@@ -103,10 +104,5 @@ def _network_and_data(run, model, data, split, recompute, data_root):
     dataset = load_dataset(data, data_root)
     build = lambda: build_model(model, dataset.input_shape, dataset.num_classes)  # noqa: E731
     check_model_fits(model, build, copies=4, what="evaluate planes with")
-    if run is not None:
-        hp = run.hparams
-        net = build_model(model, dataset.input_shape, dataset.num_classes, activation=hp.activation, bias=hp.bias,
-                          poly_degree=hp.poly_degree, poly_interval=hp.poly_interval)
-    else:
-        net = build()
+    net = model_for(run.hparams, dataset) if run is not None else build()
     return net, dataset.split(split), (dataset.train if recompute else None)
