@@ -12,7 +12,9 @@ try:  # recent typer carries its own copy of click
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException, NoArgsIsHelpError
 
+from .cli_options import dataclass_options
 from .errors import LosspathError
+from .hparams import Hparams
 from .studies import STUDIES, summary as study_summary
 from .studies.harness import THREADS_OPTION
 
@@ -27,32 +29,16 @@ Tf32Opt = typer.Option(False, "--tf32", help="CUDA only: TF32 matmuls and convol
 Bf16Opt = typer.Option(False, "--bf16", help="bfloat16 autocast for the forward passes (changes the numbers; on "
                        "the CPU it runs too, usually slower than float32).")
 ChannelsLastOpt = typer.Option(False, "--channels-last", help="NHWC layout, for networks with 2-D convolutions.")
+# the Hparams fields `train` takes, in the order of its help; PAPER_FIELDS default to the paper's settings
+TRAIN_FIELDS = ("dataset", "model", "steps", "seed", "data_seed", "lr", "momentum", "weight_decay", "batch_size",
+                "milestones", "gamma", "warmup", "init_scale", "bias_init", "activation", "bias", "augment",
+                "checkpoints", "stop_at_train_error")
+PAPER_FIELDS = ("steps", "lr", "momentum", "weight_decay", "batch_size", "milestones", "gamma", "warmup")
 
 
 @app.command()
+@dataclass_options(Hparams, TRAIN_FIELDS, flags={"dataset": "--data"}, unset=PAPER_FIELDS)
 def train(
-    data: str = typer.Option("mnist1d", "--data", help="Data set: mnist1d, mnist5k, digits, mnist, cifar10, imagenet."),
-    model: str = typer.Option("lenet_300_100", "--model", help="Network, e.g. lenet_300_100, mlp_512_512, cifar_resnet_20."),
-    steps: Optional[str] = typer.Option(None, "--steps", help="Training length: '40ep', '1000it', '2ep50it' "
-                                        "(a bare number counts iterations: '100' is '100it')."),
-    seed: int = typer.Option(0, "--seed", help="Initialization seed."),
-    data_seed: Optional[int] = typer.Option(None, "--data-seed", help="Data-order seed (default: --seed)."),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    momentum: Optional[float] = typer.Option(None, "--momentum"),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="0 means full-batch gradient descent."),
-    milestones: Optional[str] = typer.Option(None, "--milestones", help="e.g. '80ep,120ep'."),
-    gamma: Optional[float] = typer.Option(None, "--gamma"),
-    warmup: Optional[str] = typer.Option(None, "--warmup", help="Linear warmup length, e.g. '5ep'."),
-    init_scale: float = typer.Option(1.0, "--init-scale", help="Multiplier on the Kaiming-normal init."),
-    bias_init: str = typer.Option("zero", "--bias-init", help="zero, or uniform: U(±1/sqrt(fan_in)) as OpenLTH "
-                                  "leaves Linear/Conv biases."),
-    activation: str = typer.Option("relu", "--activation", help="relu or poly."),
-    bias: bool = typer.Option(True, "--bias/--no-bias"),
-    augment: bool = typer.Option(True, "--augment/--no-augment"),
-    checkpoints: str = typer.Option("frankle", "--checkpoints", help="frankle, epochs, every:STEP, or a list '0,100it,last'."),
-    stop_at_train_error: float = typer.Option(0.0, "--stop-at-train-error", help="Stop at the first epoch end "
-                                              "where the training error is at most this (--steps is then the cap)."),
     root: Optional[Path] = RootOpt,
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
@@ -64,6 +50,7 @@ def train(
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the training step (first iterations "
                                   "compile for tens of seconds)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    **fields,
 ):
     """Train a network with a dense checkpoint schedule (or reuse the finished run) and print its directory.
 
@@ -72,14 +59,11 @@ def train(
       losspath train --data imagenet --model imagenet_resnet_50 --data-root ~/data --nproc 8
     """
     from .compute_options import ComputeOptions
-    from .hparams import Hparams, paper_defaults
+    from .hparams import paper_defaults
     from .training import train as train_run
 
-    given = dict(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
-                 milestones=milestones, gamma=gamma, warmup=warmup)
-    hp = Hparams(dataset=data, model=model, seed=seed, data_seed=data_seed, init_scale=init_scale,
-                 bias_init=bias_init, activation=activation, bias=bias, augment=augment, checkpoints=checkpoints,
-                 stop_at_train_error=stop_at_train_error, **{**paper_defaults(model), **{k: v for k, v in given.items() if v is not None}})
+    # the PAPER_FIELDS not given come from the paper's settings for the network, then from Hparams' defaults
+    hp = Hparams(**{**paper_defaults(fields["model"]), **{k: v for k, v in fields.items() if v is not None}})
     from .sweeps import torch_threads
 
     with torch_threads(threads):

@@ -9,39 +9,52 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from .errors import LosspathError
 
 
 @dataclass(frozen=True)
 class Hparams:
-    """Everything that changes the weights a run produces."""
+    """Everything that changes the weights a run produces. A field's `help` is its text in `losspath train`
+    (cli_options)."""
 
-    dataset: str = "mnist1d"
-    model: str = "lenet_300_100"
+    dataset: str = field(default="mnist1d", metadata={"help": "Data set: mnist1d, mnist5k, digits, mnist, cifar10, "
+                                                              "imagenet."})
+    model: str = field(default="lenet_300_100", metadata={"help": "Network, e.g. lenet_300_100, mlp_512_512, "
+                                                                  "cifar_resnet_20."})
     # model construction (losspath.models.build_model)
-    init_scale: float = 1.0
-    bias_init: str = "zero"  # "uniform": Linear/Conv biases as OpenLTH leaves them (torch's default)
-    activation: str = "relu"
+    init_scale: float = field(default=1.0, metadata={"help": "Multiplier on the Kaiming-normal init."})
+    # "uniform": Linear/Conv biases as OpenLTH leaves them (torch's default)
+    bias_init: str = field(default="zero", metadata={"help": "zero, or uniform: U(±1/sqrt(fan_in)) as OpenLTH "
+                                                             "leaves Linear/Conv biases."})
+    activation: str = field(default="relu", metadata={"help": "relu or poly."})
     bias: bool = True
     poly_degree: int = 2
     poly_interval: float = 4.0
-    seed: int = 0  # initialization
-    data_seed: int | None = None  # data order and augmentation; None: same as `seed`
+    seed: int = field(default=0, metadata={"help": "Initialization seed."})
+    # data order and augmentation; None: same as `seed`
+    data_seed: int | None = field(default=None, metadata={"help": "Data-order seed (default: --seed)."})
     # optimization
     lr: float = 0.1
     momentum: float = 0.0
     weight_decay: float = 0.0
-    batch_size: int = 128  # 0: full-batch gradient descent
-    steps: str = "40ep"
-    milestones: str = ""  # e.g. "80ep,120ep": lr × gamma at each
+    batch_size: int = field(default=128, metadata={"help": "0 means full-batch gradient descent."})
+    steps: str = field(default="40ep", metadata={"help": "Training length: '40ep', '1000it', '2ep50it' (a bare "
+                                                         "number counts iterations: '100' is '100it')."})
+    # lr × gamma at each
+    milestones: str = field(default="", metadata={"help": "e.g. '80ep,120ep'."})
     gamma: float = 0.1
-    warmup: str = ""  # e.g. "5ep": linear warmup from 0
+    # linear warmup from 0
+    warmup: str = field(default="", metadata={"help": "Linear warmup length, e.g. '5ep'."})
     augment: bool = True  # use the data set's augmentation, if it has one
-    checkpoints: str = "frankle"  # see losspath.steps.checkpoint_schedule
+    # see losspath.steps.checkpoint_schedule
+    checkpoints: str = field(default="frankle", metadata={"help": "frankle, epochs, every:STEP, or a list "
+                                                                  "'0,100it,last'."})
     # > 0: stop at the first epoch end where the exact training error is at most this; `steps` is then the cap
-    stop_at_train_error: float = 0.0
+    stop_at_train_error: float = field(default=0.0, metadata={"help": "Stop at the first epoch end where the "
+                                                                      "training error is at most this (--steps "
+                                                                      "is then the cap)."})
     # start from another run's checkpoint instead of a fresh init (Liao & Poggio's branches)
     init_from: str = ""  # "train_<hash>@STEP": a run in the same store, step as for Run.resolve_step
     perturb: float = 0.0  # then add N(0, (perturb · std of each parameter tensor)²) (losspath.perturb)

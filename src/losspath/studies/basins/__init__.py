@@ -28,6 +28,7 @@ from typing import List, Optional
 
 import typer
 
+from ...cli_options import dataclass_options
 from ...errors import LosspathError
 from ..harness import DATA_ROOT_OPTION, DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, echo_result, study_app
 
@@ -110,38 +111,11 @@ def describe(tables: dict) -> str:
     return "\n".join(blocks)
 
 
+@dataclass_options(Config, skip=("data",), after="data", unset=("model",))  # --data is repeatable
 def cli(
     part: Optional[List[int]] = typer.Option(None, "--part", "-p", help="Repeatable, 1-6 (default: all)."),
     data: Optional[List[str]] = typer.Option(None, "--data", help="Repeatable (default: digits and mnist1d); "
                                              "also cifar10, mnist (files under --data-root)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Network (default: convnet6 for images, conv1d "
-                                        "for mnist1d)."),
-    seed: int = typer.Option(0, "--seed", help="Initialization seed; data-order and noise seeds derive from it."),
-    stages: int = typer.Option(Config.stages, "--stages", help="Part 2: stages S (paper: 12)."),
-    runs: int = typer.Option(Config.runs, "--runs", help="Part 2: parallel runs K per stage (paper: 8)."),
-    epochs: int = typer.Option(Config.epochs, "--epochs", help="Part 2: epochs per run (paper: 10)."),
-    lr: float = typer.Option(Config.lr, "--lr", help="SGD learning rate, parts 1-2 (paper: 0.01)."),
-    batch_size: int = typer.Option(Config.batch_size, "--batch-size", help="SGD batch size (paper: 100)."),
-    perturb: float = typer.Option(Config.perturb, "--perturb", help="Part 2: noise std c × layer std (paper: 0.01)."),
-    poly_degree: int = typer.Option(Config.poly_degree, "--poly-degree", help="Part 1: polynomial degree."),
-    poly_interval: float = typer.Option(Config.poly_interval, "--poly-interval",
-                                        help="Part 1: fit the polynomial to ReLU on [-a, a]."),
-    poly_epochs: int = typer.Option(Config.poly_epochs, "--poly-epochs", help="Part 1: SGD epochs."),
-    layer: str = typer.Option(Config.layer, "--layer", help="MDS weights: layer index (ℓ-th weight tensor), "
-                              "a parameter name, or 'all'."),
-    late_from: int = typer.Option(0, "--late-from", help="Part 3: first stage of the separate 'later stages' "
-                                  "embedding (default round(5/12·S), the paper's 5 of 12)."),
-    gd_epochs: int = typer.Option(Config.gd_epochs, "--gd-epochs", help="Parts 4-5: full-batch GD epochs of the "
-                                  "main trajectory."),
-    gd_lr: float = typer.Option(Config.gd_lr, "--gd-lr", help="Parts 4-5: GD learning rate."),
-    branch_at: str = typer.Option(",".join(map(str, Config.branch_at)), "--branch-at",
-                                  help="Part 4: branch epochs (paper: 0,10,50,200)."),
-    branch_perturb: float = typer.Option(Config.branch_perturb, "--branch-perturb", help="Part 4 (paper: 0.25)."),
-    flat_epochs: int = typer.Option(Config.flat_epochs, "--flat-epochs", help="Part 5: GD epochs after the "
-                                    "perturbation (paper: 200)."),
-    flat_perturb: float = typer.Option(Config.flat_perturb, "--flat-perturb", help="Part 5 (paper: 0.1)."),
-    repeats: int = typer.Option(Config.repeats, "--repeats", help="Part 5: perturb-and-retrain repeats (paper: 4)."),
-    points: int = typer.Option(Config.points, "--points", help="Part 6: α per line."),
     out: Path = typer.Option(Path("results/basins"), "--out", help="Output directory."),
     root: Optional[Path] = ROOT_OPTION,
     data_root: Optional[Path] = DATA_ROOT_OPTION,
@@ -149,6 +123,7 @@ def cli(
     threads: int = typer.Option(DEFAULT_THREADS, "--threads", help="Torch threads (default 1: the embedded nets "
                                 "are too small to gain from more)."),
     quiet: bool = QUIET_OPTION,
+    **fields,
 ):
     """Liao & Poggio 2017 (Theory II, Figures 2-5): polynomial nets, branching SGD, MDS, GD branches with
     averaging, flatness, and lines between parents and children.
@@ -162,11 +137,7 @@ def cli(
     """
     import sys
 
-    config = Config(model=model or "", seed=seed, lr=lr, batch_size=batch_size, poly_degree=poly_degree,
-                    poly_interval=poly_interval, poly_epochs=poly_epochs, stages=stages, runs=runs, epochs=epochs,
-                    perturb=perturb, layer=layer, late_from=late_from, gd_lr=gd_lr, gd_epochs=gd_epochs,
-                    branch_at=parse_epochs(branch_at), branch_perturb=branch_perturb, flat_epochs=flat_epochs,
-                    flat_perturb=flat_perturb, repeats=repeats, points=points)
+    config = Config(**{**fields, "model": fields["model"] or "", "branch_at": parse_epochs(fields["branch_at"])})
     result = run_study(data or DEFAULT_DATA, part or PARTS, config=config, out=out, root=root, data_root=data_root,
                        device=device, progress=not quiet, threads=threads, argv=sys.argv[1:])
     echo_result(result, out, "summary.csv, findings.txt, the part tables")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...errors import LosspathError
 from ...hparams import Hparams
@@ -21,36 +21,42 @@ BARRIER_TOL = 0.01  # a line "has a barrier" when its training-error barrier exc
 @dataclass(frozen=True)
 class Config:
     """The study's knobs; the defaults are the reduced scale that runs here in minutes (see docs/basins.md
-    for the paper's scale). Epoch counts are per run."""
+    for the paper's scale). Epoch counts are per run. A field's `help` is its text in `losspath reproduce
+    basins` (cli_options)."""
 
     data: str = "digits"
-    model: str = ""  # "" = DEFAULT_MODELS[data]
-    seed: int = 0
-    lr: float = 0.01  # SGD, parts 1-2 (paper: 0.01)
-    batch_size: int = 100  # paper: 100
+    model: str = field(default="", metadata={"help": "Network (default: convnet6 for images, conv1d for mnist1d)."})
+    seed: int = field(default=0, metadata={"help": "Initialization seed; data-order and noise seeds derive from it."})
+    lr: float = field(default=0.01, metadata={"help": "SGD learning rate, parts 1-2 (paper: 0.01)."})
+    batch_size: int = field(default=100, metadata={"help": "SGD batch size (paper: 100)."})
     # part 1
-    poly_degree: int = 2
-    poly_interval: float = 4.0
-    poly_epochs: int = 20
+    poly_degree: int = field(default=2, metadata={"help": "Part 1: polynomial degree."})
+    poly_interval: float = field(default=4.0, metadata={"help": "Part 1: fit the polynomial to ReLU on [-a, a]."})
+    poly_epochs: int = field(default=20, metadata={"help": "Part 1: SGD epochs."})
     # part 2
-    stages: int = 4  # paper: 12
-    runs: int = 4  # paper: 8
-    epochs: int = 5  # paper: 10
-    perturb: float = 0.01  # paper: 0.01
+    stages: int = field(default=4, metadata={"help": "Part 2: stages S (paper: 12)."})
+    runs: int = field(default=4, metadata={"help": "Part 2: parallel runs K per stage (paper: 8)."})
+    epochs: int = field(default=5, metadata={"help": "Part 2: epochs per run (paper: 10)."})
+    perturb: float = field(default=0.01, metadata={"help": "Part 2: noise std c × layer std (paper: 0.01)."})
     # part 3
-    layer: str = "2"
-    late_from: int = 0  # 0 = round(5/12 · stages), the paper's "stages 5 to 12" of 12
+    layer: str = field(default="2", metadata={"help": "MDS weights: layer index (ℓ-th weight tensor), a parameter "
+                                                      "name, or 'all'."})
+    late_from: int = field(default=0, metadata={"help": "Part 3: first stage of the separate 'later stages' "
+                                                        "embedding (default round(5/12·S), the paper's 5 of 12)."})
     # part 4
-    gd_lr: float = 0.1  # the caption gives none; 0.1 trains digits' convnet6 stably here, 0.5 does not
-    gd_epochs: int = 100
-    branch_at: tuple[int, ...] = (0, 3, 13, 50)  # paper: 0, 10, 50, 200 (scaled by 1/4 here)
-    branch_perturb: float = 0.25  # paper: 0.25
+    # the caption gives no GD rate; 0.1 trains digits' convnet6 stably here, 0.5 does not
+    gd_lr: float = field(default=0.1, metadata={"help": "Parts 4-5: GD learning rate."})
+    gd_epochs: int = field(default=100, metadata={"help": "Parts 4-5: full-batch GD epochs of the main trajectory."})
+    # the paper's 0, 10, 50, 200 scaled by 1/4
+    branch_at: tuple[int, ...] = field(default=(0, 3, 13, 50),
+                                       metadata={"help": "Part 4: branch epochs (paper: 0,10,50,200)."})
+    branch_perturb: float = field(default=0.25, metadata={"help": "Part 4 (paper: 0.25)."})
     # part 5
-    flat_epochs: int = 50  # paper: 200
-    flat_perturb: float = 0.1  # paper: 0.1
-    repeats: int = 4  # paper: 4
-    # part 6
-    points: int = 11  # α per line, evenly spaced in [0, 1]
+    flat_epochs: int = field(default=50, metadata={"help": "Part 5: GD epochs after the perturbation (paper: 200)."})
+    flat_perturb: float = field(default=0.1, metadata={"help": "Part 5 (paper: 0.1)."})
+    repeats: int = field(default=4, metadata={"help": "Part 5: perturb-and-retrain repeats (paper: 4)."})
+    # part 6: α evenly spaced in [0, 1]
+    points: int = field(default=11, metadata={"help": "Part 6: α per line."})
 
     @property
     def model_name(self) -> str:
