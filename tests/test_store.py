@@ -18,10 +18,11 @@ def test_run_paths_are_the_documented_names():
     assert run.done_file == Path("/runs/train_x/DONE")
     assert run.lock_file == Path("/runs/train_x/.lock")
     assert run.checkpoint(12) == Path("/runs/train_x/step_12.safetensors")
-    assert run.line_cache(0, "train_y.8", "test", "abc") == Path("/runs/train_x/lines/0-train_y.8-test-abc.safetensors")
-    assert run.eval_cache(8, "blobs", "train") == Path("/runs/train_x/evals/8-blobs-train.json")
-    assert run.aligned_state("weight", "train_y", 8, 9) == Path("/runs/train_x/aligned/weight-to-train_y-8-9.safetensors")
-    assert run.aligned_line_cache("weight", "test", "abc") == Path("/runs/train_x/aligned_lines/weight-test-abc.safetensors")
+    d = Path("/runs/train_x")
+    assert run.line_cache(0, "train_y.8", "test", "abc") == d / "lines" / "0-train_y.8-test-abc.safetensors"
+    assert run.eval_cache(8, "blobs", "train") == d / "evals" / "8-blobs-train.json"
+    assert run.aligned_state("weight", "train_y", 8, 9) == d / "aligned" / "weight-to-train_y-8-9.safetensors"
+    assert run.aligned_line_cache("weight", "test", "abc") == d / "aligned_lines" / "weight-test-abc.safetensors"
 
 
 def test_a_trained_run_holds_only_files_run_names(tmp_path, tiny_dataset):
