@@ -80,7 +80,7 @@ def test_graph_sees_deferred_and_relative_imports():
     graph = import_graph()
     assert "losspath.lines.engine" in graph["losspath.lines"]  # `from .engine import …` in a package __init__
     assert "losspath.errors" in graph["losspath.store"]  # `from .errors import …`
-    assert "losspath.lines.schemes" in graph["losspath.lines.states"]
+    assert "losspath.checkpoints" in graph["losspath.lines.states"]  # imported inside resolve_state
 
 
 def test_no_import_circle():
