@@ -150,3 +150,14 @@ def test_curvature_bad_input():
         sharpness(net, {"0.weight": net.state_dict()["0.weight"]}, (x, y))
     with pytest.raises(LosspathError, match="needs train_data"):
         sharpness_along_line(net, net.state_dict(), net.state_dict(), (x, y), batchnorm="recompute")
+
+
+def test_sharpness_figure(tmp_path):
+    import pandas as pd
+
+    from losspath.plots.plane import plot_sharpness
+
+    frames = [pd.DataFrame({"alpha": [0.0, 0.5, 1.0], "sharpness": [1.0, np.nan, 30.0]}),
+              pd.DataFrame({"alpha": [0.0, 1.0], "sharpness": [2.0, 3.0]})]
+    written = plot_sharpness(frames, tmp_path / "s.png", labels=["a", "b"], title="t")
+    assert [p.name for p in written] == ["s.png", "s.pdf"] and all(p.stat().st_size > 0 for p in written)
