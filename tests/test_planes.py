@@ -262,3 +262,22 @@ def test_plane_command(tmp_path, capsys):
                           ([f"{run_dir}/step_0.safetensors"], "--model and --data")):
         code, _, err = run_cli(["plane", *args, "--quiet"], capsys)
         assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_plane_metrics_and_mse(mlp_data):
+    """The objective options reach every row: a user metric and the mse loss, against a plain loop."""
+    x, y = mlp_data
+    plane = plane_through(*states(MLP, 3))
+    a_values, b_values = [0.0, 0.7], [0.0, 0.5, 1.0]
+    target = F.one_hot(y, CLASSES).float()
+    result = evaluate_plane(MLP(), plane, (x, target), grid=(a_values, b_values), loss="mse",
+                            metrics={"top": lambda pred, t: pred.max(1).values}, progress=False)
+    assert sorted(result.metrics) == ["top"] and np.isnan(result.error).all()
+    net = MLP()
+    for i, a in enumerate(a_values):
+        for j, b in enumerate(b_values):
+            net.load_state_dict(state_at(plane, a, b))
+            with torch.no_grad():
+                out = net(x)
+            assert result.loss[i, j] == pytest.approx(F.mse_loss(out, target).item(), rel=1e-5)
+            assert result.metrics["top"][i, j] == pytest.approx(out.max(1).values.mean().item(), rel=1e-5)

@@ -161,3 +161,21 @@ def test_sharpness_figure(tmp_path):
               pd.DataFrame({"alpha": [0.0, 1.0], "sharpness": [2.0, 3.0]})]
     written = plot_sharpness(frames, tmp_path / "s.png", labels=["a", "b"], title="t")
     assert [p.name for p in written] == ["s.png", "s.pdf"] and all(p.stat().st_size > 0 for p in written)
+
+
+def test_sharpness_along_run_is_sharpness_at_each_checkpoint(tmp_path, capsys):
+    from helpers import run_cli
+    from losspath import load_dataset
+    from losspath.curvature import sharpness_along_run
+    from losspath.store import Run
+    from losspath.training import model_for
+
+    code, out, _ = run_cli(["train", "--data", "digits", "--model", "mlp_16", "--steps", "4it", "--checkpoints",
+                            "every:2", "--root", str(tmp_path), "--quiet"], capsys)
+    run = Run.open(out.strip())
+    data = load_dataset("digits")
+    frame = sharpness_along_run(run.dir, data.test, examples=100, progress=False)
+    assert frame.step.tolist() == [0, 2, 4] and (frame.sharpness > 0).all()
+    net = model_for(run.hparams, data)
+    for step, value in zip(frame.step, frame.sharpness):
+        assert value == sharpness(net, run.load_checkpoint(step), data.test, examples=100)
