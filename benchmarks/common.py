@@ -44,3 +44,27 @@ def forward_flops(model: nn.Module, example: torch.Tensor) -> int:
     for h in handles:
         h.remove()
     return total
+
+
+class BusyNeighbour:
+    """A CPU-bound neighbour: one spinning process per usable core (as another user's job on a shared machine),
+    started on entry and killed on exit."""
+
+    def __init__(self, processes: int | None = None):
+        from losspath.runtime import usable_cores
+
+        self.n = processes or usable_cores()
+        self.procs = []
+
+    def __enter__(self):
+        import subprocess
+        import sys
+
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.n)]
+        time.sleep(0.5)  # let them reach full speed
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+            p.wait()

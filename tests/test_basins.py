@@ -15,6 +15,7 @@ from losspath.data import load_dataset
 from losspath.errors import LosspathError
 from losspath.mds import embed_distances, embed_states, flatten_states, layer_keys, pairwise_distances, stress1
 from losspath.models import build_model
+from losspath.runtime import Runtime
 from losspath.store import Run
 from losspath.studies.basins import parts as basins_parts
 from losspath.studies.basins import run_study
@@ -108,7 +109,7 @@ def _direct(model, state, split):
 
 def test_tiny_end_to_end_every_part(tmp_path, monkeypatch):
     out, root = tmp_path / "out", tmp_path / "runs"
-    result = run_study(["digits"], config=TINY, out=out, root=root, progress=False, threads=1)
+    result = run_study(["digits"], config=TINY, out=out, runtime=Runtime(root=root, progress=False, threads=1))
     S, K, E, T = TINY.stages, TINY.runs, TINY.epochs, TINY.gd_epochs
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary.part) == {1, 2, 3, 4, 5, 6} and (summary.data == "digits").all()
@@ -176,8 +177,7 @@ def test_tiny_end_to_end_every_part(tmp_path, monkeypatch):
 
     # a rerun of one part reuses every run (no new run directories) and gives the same embedding
     before = sorted(p.name for p in root.iterdir())
-    again = run_study(["digits"], parts=[3], config=TINY, out=tmp_path / "again", root=root, progress=False,
-                      threads=1)
+    again = run_study(["digits"], parts=[3], config=TINY, out=tmp_path / "again", runtime=Runtime(root=root, progress=False, threads=1))
     assert sorted(p.name for p in root.iterdir()) == before
     pd.testing.assert_frame_equal(again["mds"].drop(columns="data"),
                                   mds[mds.part == 3].drop(columns="data").reset_index(drop=True))
@@ -186,8 +186,7 @@ def test_tiny_end_to_end_every_part(tmp_path, monkeypatch):
     assert (parent.dir / "evals" / f"{parent.done()['last_step']}-digits-train.json").is_file()
     with monkeypatch.context() as m:
         m.setattr(basins_parts.Scorer, "state", lambda *a, **k: pytest.fail("evaluated again"))
-        rerun = run_study(["digits"], parts=[2], config=TINY, out=tmp_path / "again2", root=root, progress=False,
-                          threads=1)
+        rerun = run_study(["digits"], parts=[2], config=TINY, out=tmp_path / "again2", runtime=Runtime(root=root, progress=False, threads=1))
     pd.testing.assert_frame_equal(rerun["branches"], branches)
 
 

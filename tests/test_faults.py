@@ -28,11 +28,13 @@ from filelock import FileLock
 from losspath.cli import main
 from losspath.data import load_dataset
 from losspath.hparams import Hparams
+from losspath.runtime import Runtime
 from losspath.store import Run
 from losspath.training import model_for, train
 
 HP = Hparams(dataset="digits", model="mlp_8", steps="2ep", checkpoints="frankle")  # 24 it: 0 1 2 4 8 16 24
-STUDY = dict(settings=["digits-mlp"], replicates=1, points=5, steps="1ep", progress=False, threads=1)
+STUDY = dict(settings=["digits-mlp"], replicates=1, points=5, steps="1ep")
+# the study's jobs run in the process whose writes are counted and killed
 KINDS = ("checkpoint", "hparams.json", "run.json", "DONE", "metrics.csv", "resume point", "partial checkpoint",
          "partial metrics.csv", "cached line", "cached evaluation", "data cache")
 DAMAGES = ("truncate", "zero-fill", "bit-flip")
@@ -68,7 +70,8 @@ files.atomic_write = faulty
 """
 TRAIN_CODE = "from losspath.training import train\nfrom losspath.hparams import Hparams\n" \
              "train(Hparams(**{hp!r}), root={root!r}, progress=False)"
-STUDY_CODE = "from losspath.studies.frankle2020 import run_study\nrun_study(out={out!r}, root={root!r}, **{study!r})"
+STUDY_CODE = "from losspath.studies.frankle2020 import run_study\nfrom losspath.runtime import Runtime\n" \
+             "run_study(out={out!r}, runtime=Runtime(root={root!r}, progress=False, jobs=1), **{study!r})"
 
 
 class Campaign:
@@ -198,7 +201,8 @@ class Fixtures:
         self.resume_step = int(read_safetensors(self.partial.dir / "resume.safetensors")[1]["iteration"])
         from losspath.studies.frankle2020 import run_study
 
-        self.study_writes = count_writes(lambda: run_study(out=base / "study_out", root=base / "study_runs", **STUDY))
+        self.study_writes = count_writes(lambda: run_study(out=base / "study_out", **STUDY, runtime=Runtime(
+            root=base / "study_runs", progress=False, jobs=1)))
         self.study_tables = {n: (base / "study_out" / n).read_bytes() for n in ("curves.csv", "summary.csv")}
         self.mnist5k = load_dataset("mnist5k", base / "data")  # builds the data cache
 
@@ -300,7 +304,8 @@ def kill_trial(fx: Fixtures, study: bool, rng: random.Random, where: Path) -> st
     if study:
         from losspath.studies.frankle2020 import run_study
 
-        rc, err = run_captured(lambda: run_study(out=where / "out", root=where / "runs", **STUDY))
+        rc, err = run_captured(lambda: run_study(out=where / "out", **STUDY,
+                                                 runtime=Runtime(root=where / "runs", progress=False, jobs=1)))
         if rc != 0:
             return f"{label}: rerun gave {rc} {err}"
         for name, ref in fx.study_tables.items():

@@ -7,6 +7,7 @@ import pytest
 from losspath.checkpoints import load_state
 from losspath.data import load_dataset
 from losspath.errors import LosspathError
+from losspath.runtime import Runtime
 from losspath.store import Run
 from losspath.studies.frankle2020 import hparams_for, run_study
 from losspath.training import evaluate, model_for
@@ -53,7 +54,7 @@ def check_tables(result, settings, replicates, tmp_out, data_root=None, split="t
 def test_embedded_settings_end_to_end_and_reuse(tmp_path):
     settings = ["mnist5k-lenet_300_100", "mnist1d-mlp", "mnist1d-resnet", "digits-mlp", "digits-convnet"]
     out = tmp_path / "out"
-    result = run_study(settings, replicates=2, points=POINTS, steps="20it", out=out, progress=False)
+    result = run_study(settings, replicates=2, points=POINTS, steps="20it", out=out, runtime=Runtime(progress=False))
     check_tables(result, settings, 2, out)
     # the start steps are the Frankle schedule below the last iteration
     assert sorted(result["summary"].start_step.unique()) == [0, 1, 2, 4, 8, 16]
@@ -62,7 +63,7 @@ def test_embedded_settings_end_to_end_and_reuse(tmp_path):
     lines = sorted((tmp_path / "runs").glob("*/lines/*.safetensors")) or sorted(
         p for p in (Run.for_hparams(hparams_for("digits-mlp", 0, "20it")).dir / "lines").glob("*"))
     mtimes = [p.stat().st_mtime_ns for p in lines]
-    again = run_study(settings, replicates=2, points=POINTS, steps="20it", out=out, progress=False)
+    again = run_study(settings, replicates=2, points=POINTS, steps="20it", out=out, runtime=Runtime(progress=False))
     assert [p.stat().st_mtime_ns for p in lines] == mtimes
     pd.testing.assert_frame_equal(again["summary"], result["summary"])
 
@@ -70,12 +71,12 @@ def test_embedded_settings_end_to_end_and_reuse(tmp_path):
 def test_train_split_and_recompute(tmp_path):
     out = tmp_path / "out"
     result = run_study(["mnist1d-resnet"], replicates=1, points=POINTS, steps="10it", split="train",
-                       batchnorm="recompute", out=out, progress=False)
+                       batchnorm="recompute", out=out, runtime=Runtime(progress=False))
     curves = result["curves"]
     assert (curves.split == "train").all() and curves.error.between(0, 1).all()
     # with recomputed BatchNorm statistics the α = 1 point differs from the checkpoint's own statistics
     interpolated = run_study(["mnist1d-resnet"], replicates=1, points=POINTS, steps="10it", split="train",
-                             out=tmp_path / "out2", progress=False)["curves"]
+                             out=tmp_path / "out2", runtime=Runtime(progress=False))["curves"]
     assert not np.allclose(curves.loss, interpolated.loss)
 
 
@@ -106,8 +107,7 @@ def test_paper_settings_on_tiny_real_format_files(tmp_path):
     assert hparams_for("mnist1d-mlp", 0).bias_init == "zero"
     assert hparams_for("mnist1d-mlp", 0, bias_init="uniform").bias_init == "uniform"
     out = tmp_path / "out"
-    result = run_study(settings, replicates=1, points=POINTS, steps="2it", out=out, data_root=data_root,
-                       progress=False)
+    result = run_study(settings, replicates=1, points=POINTS, steps="2it", out=out, runtime=Runtime(data_root=data_root, progress=False))
     check_tables(result, settings, 1, out, data_root=data_root)
     assert sorted(result["summary"].start_step.unique()) == [0, 1]
 
@@ -142,11 +142,11 @@ def test_bad_study_arguments(tmp_path):
     with pytest.raises(LosspathError, match="bias-init"):
         run_study(["digits-mlp"], out=tmp_path, bias_init="normal")
     with pytest.raises(LosspathError, match="--threads must be at least 1"):
-        run_study(["digits-mlp"], out=tmp_path, threads=0)
+        run_study(["digits-mlp"], out=tmp_path, runtime=Runtime(threads=0))
     with pytest.raises(LosspathError, match="Unknown split"):
         run_study(split="val", out=tmp_path)
     with pytest.raises(LosspathError, match="cannot download"):
-        run_study(["cifar10-resnet_20"], steps="1it", data_root=tmp_path / "empty", out=tmp_path / "o")
+        run_study(["cifar10-resnet_20"], steps="1it", out=tmp_path / "o", runtime=Runtime(data_root=tmp_path / "empty"))
     assert not (tmp_path / "o").exists()
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from losspath.metrics import barrier, barrier_height
+from losspath.runtime import Runtime
 
 
 def test_barrier_height_is_the_maximum_minus_the_mean_of_the_endpoints():
@@ -78,7 +79,7 @@ def test_stable_from_is_the_first_k_after_which_every_mean_height_is_below_the_t
 
 def test_instability_study_end_to_end_at_tiny_size(tmp_path):
     out = tmp_path / "out"
-    result = run_study(["digits-mlp"], replicates=1, points=3, k_base=4, steps="6it", out=out, progress=False)
+    result = run_study(["digits-mlp"], replicates=1, points=3, k_base=4, steps="6it", out=out, runtime=Runtime(progress=False))
     summary, runs = result["summary"], result["runs"]
     assert sorted(summary.k.unique()) == [0, 1, 4]
     assert set(summary.split) == {"test", "train"}
@@ -99,7 +100,7 @@ def test_instability_study_end_to_end_at_tiny_size(tmp_path):
         assert row.error_barrier == barrier(c.alpha.to_numpy(), c.error.to_numpy())
     assert (out / "instability_vs_k.png").is_file() and (out / "report.html").is_file()
     assert "error barrier height by k" in result["text"]
-    again = run_study(["digits-mlp"], replicates=1, points=3, k_base=4, steps="6it", out=out, progress=False)
+    again = run_study(["digits-mlp"], replicates=1, points=3, k_base=4, steps="6it", out=out, runtime=Runtime(progress=False))
     assert again["summary"].equals(summary)  # every run and line is reused from the store
 
 
@@ -137,8 +138,8 @@ def test_describe_notes_a_split_whose_error_is_zero_along_every_line():
 @pytest.mark.slow
 def test_instability_on_a_local_dask_cluster_gives_the_local_results(tmp_path):
     pytest.importorskip("distributed")
-    study = dict(settings=["digits-mlp"], replicates=1, points=3, k_base=4, steps="6it", splits=["test"],
-                 progress=False, threads=1)
-    local = run_study(**study, root=tmp_path / "local", out=tmp_path / "local_out")
-    dask = run_study(**study, root=tmp_path / "dask", out=tmp_path / "dask_out", executor="dask", workers=2)
+    study = dict(settings=["digits-mlp"], replicates=1, points=3, k_base=4, steps="6it", splits=["test"])
+    local = run_study(**study, out=tmp_path / "local_out", runtime=Runtime(root=tmp_path / "local", progress=False))
+    dask = run_study(**study, out=tmp_path / "dask_out",
+                     runtime=Runtime(root=tmp_path / "dask", executor="dask", workers=2, progress=False))
     pd.testing.assert_frame_equal(dask["summary"], local["summary"], check_exact=False, rtol=1e-6, atol=1e-7)

@@ -17,6 +17,7 @@ from losspath.data.toy import make_toy_dataset
 from losspath.errors import LosspathError
 from losspath.models import build_model
 from losspath.models.toy import end_to_end_weight
+from losspath.runtime import Runtime
 from losspath.studies.mli import plateau as mli_plateau, toy as mli_toy
 
 SETTING_COLUMNS = ["dataset", "family", "model", "depth", "layers", "init_scale", "bias", "replicate"]
@@ -30,13 +31,13 @@ def check_unit_interval_or_nan(values):
 # ------------------------------------------------------------------------------------------- plateau study
 
 TINY = dict(depths=[2], init_scales=[0.25, 1.0], replicates=2, points=11,
-            train_overrides=dict(steps="60ep", stop_at_train_error=0.05), progress=False)
+            train_overrides=dict(steps="60ep", stop_at_train_error=0.05))
 
 
 @pytest.fixture(scope="module")
 def tiny_plateau(tmp_path_factory):
     base = tmp_path_factory.mktemp("mli_plateau")
-    kwargs = dict(TINY, out=base / "out", root=base / "runs")
+    kwargs = dict(TINY, out=base / "out", runtime=Runtime(root=base / "runs", progress=False))
     first = mli_plateau.run_study(["digits"], **kwargs)
     return base, kwargs, first
 
@@ -168,8 +169,7 @@ def test_study_commands_are_lazy(capsys):
 def test_plateau_study_with_convnets_on_mnist1d(tmp_path):
     result = mli_plateau.run_study(["mnist1d"], depths=[1], init_scales=[0.5, 1.0], conv_init_scales=[0.5, 1.0],
                                    points=11, replicates=1,
-                                   train_overrides=dict(steps="1ep"), out=tmp_path / "out", root=tmp_path / "runs",
-                                   progress=False)
+                                   train_overrides=dict(steps="1ep"), out=tmp_path / "out", runtime=Runtime(root=tmp_path / "runs", progress=False))
     s = result["summary"]
     assert set(s.family) == {"mlp", "conv"} and set(s[s.family == "conv"].model) == {"conv1d"}
     assert set(result["runs"].status) == {"not converged"}  # one epoch: every net at its cap, none dropped
@@ -218,9 +218,9 @@ def test_toy_data_is_balanced_and_separable():
 @pytest.fixture(scope="module")
 def toy_twice(tmp_path_factory):
     base = tmp_path_factory.mktemp("mli_toy")
-    kwargs = dict(depths=[2], init_scales=[0.3], points=11, train_overrides=dict(steps="200it"), progress=False)
-    a = mli_toy.run_study(out=base / "a", root=base / "runs_a", **kwargs)
-    b = mli_toy.run_study(out=base / "b", root=base / "runs_b", figures=False, **kwargs)
+    kwargs = dict(depths=[2], init_scales=[0.3], points=11, train_overrides=dict(steps="200it"))
+    a = mli_toy.run_study(out=base / "a", **kwargs, runtime=Runtime(root=base / "runs_a", progress=False))
+    b = mli_toy.run_study(out=base / "b", figures=False, **kwargs, runtime=Runtime(root=base / "runs_b", progress=False))
     return base, a, b
 
 

@@ -5,6 +5,7 @@ import pytest
 from losspath.aligned_lines import aligned_line_job
 from losspath.errors import LosspathError
 from losspath.metrics import barrier, barrier_height
+from losspath.runtime import Runtime
 from losspath.studies.rebasin import run_study
 from losspath.store import Run
 
@@ -16,10 +17,9 @@ def tiny_study(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("LOSSPATH_HOME", str(tmp_path_factory.mktemp("rebasin_runs")))
     out = tmp_path_factory.mktemp("rebasin_out")
-    mlp = run_study(["mnist5k-mlp"], widths={"mnist5k-mlp": (4, 8)}, steps="4it", points=3, out=out / "mlp",
-                    progress=False)
+    mlp = run_study(["mnist5k-mlp"], widths={"mnist5k-mlp": (4, 8)}, steps="4it", points=3, out=out / "mlp", runtime=Runtime(progress=False))
     resnet = run_study(["mnist1d-resnet"], widths={"mnist1d-resnet": (2,)}, methods=["weight"], steps="4it",
-                       points=3, bn_batches=1, out=out / "resnet", progress=False)
+                       points=3, bn_batches=1, out=out / "resnet", runtime=Runtime(progress=False))
     yield mlp, resnet, out
     patch.undo()
 

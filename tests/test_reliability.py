@@ -460,7 +460,7 @@ def test_negative_points_in_a_study_names_points(tmp_path, capsys):
 
 
 def test_jobs_print_one_progress_line_each_without_a_terminal(capsys):
-    from losspath.sweeps import LocalExecutor
+    from losspath.executors import LocalExecutor
 
     ex = LocalExecutor()
     tasks = [ex.submit(pow, 2, k) for k in range(3)]

@@ -13,6 +13,7 @@ from losspath.cli import main
 from losspath.errors import LosspathError
 from losspath.report import read_study_metadata, write_report, write_study_metadata
 from browser import dump_dom, find_chromium, screenshot
+from losspath.runtime import Runtime
 
 CAPTIONS = {"fig1_from_init": "Loss and error along the line from initialization to the trained network.",
             "fig3_max_increase": "Maximum increase in loss and error along the line from iteration t, against t."}
@@ -26,8 +27,7 @@ def study_dir(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("frankle")
     out = base / "out"
-    result = run_study(["digits-mlp"], replicates=2, points=5, steps="5it", out=out, root=base / "runs",
-                       progress=False)
+    result = run_study(["digits-mlp"], replicates=2, points=5, steps="5it", out=out, runtime=Runtime(root=base / "runs", progress=False))
     write_study_metadata(out, study="frankle2020", settings={"digits-mlp": {"model": "lenet_300_100", "steps": "5it"}},
                          options=dict(replicates=2, points=5), seconds=result["seconds"], device="cpu",
                          captions=CAPTIONS, argv=["reproduce", "frankle2020", "--replicates", "2"])

@@ -20,7 +20,8 @@ import torch
 from .checkpoints import save_state
 from .errors import LosspathError
 from .files import DamagedFile, load_checksummed, notice
-from .sweeps import cached_dataset, torch_threads
+from .jobs import cached_dataset
+from .runtime import torch_threads
 
 METHODS = ("naive", "weight", "activation")
 MATCH_EXAMPLES = 1000

@@ -64,7 +64,7 @@ def train(
 
     # the PAPER_FIELDS not given come from the paper's settings for the network, then from Hparams' defaults
     hp = Hparams(**{**paper_defaults(fields["model"]), **{k: v for k, v in fields.items() if v is not None}})
-    from .sweeps import torch_threads
+    from .runtime import torch_threads
 
     with torch_threads(threads):
         run = train_run(hp, root=root, data_root=data_root, progress=not quiet, device=device, nproc=nproc,
@@ -133,7 +133,7 @@ def line(
     """
     from .compute_options import ComputeOptions
     from .line_command import line_command
-    from .sweeps import torch_threads
+    from .runtime import torch_threads
 
     with torch_threads(threads):
         result = line_command(start, end, split=split, points=points, scheme=scheme, batchnorm=batchnorm,
@@ -210,7 +210,7 @@ def align(
       losspath align a.safetensors b.safetensors --model mlp_512_512_512 --data mnist5k --method activation --out p.safetensors
     """
     from .align.command import align_command
-    from .sweeps import torch_threads
+    from .runtime import torch_threads
 
     with torch_threads(threads):
         result = align_command(state_a, state_b, out, method=method, model=model, data=data, data_root=data_root)

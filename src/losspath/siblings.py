@@ -1,4 +1,4 @@
-"""Copies of a run spawned at step k that finish its training with other SGD noise, and lines between runs.
+"""Copies of a run spawned at step k that finish their training with other SGD noise.
 
 Frankle, Dziugaite, Roy & Carbin 2020 ("Linear Mode Connectivity and the Lottery Ticket Hypothesis", §2,
 instability analysis): train a network to iteration k, make two copies, train both to the end of the original
@@ -15,7 +15,6 @@ from __future__ import annotations
 from .errors import LosspathError
 from .hparams import Hparams
 from .steps import parse_step
-from .sweeps import cached_dataset, torch_threads, train_job
 
 
 def child_hparams(parent: Hparams, k: int, data_seed: int, per_epoch: int) -> Hparams:
@@ -33,23 +32,3 @@ def child_hparams(parent: Hparams, k: int, data_seed: int, per_epoch: int) -> Hp
     return parent.replace(
         init_from=f"{parent.run_id()}@{k}", data_seed=data_seed, steps=f"{last - k}it",
         milestones=",".join(f"{max(0, m - k)}it" for m in milestones), warmup="", checkpoints="0,last")
-
-
-def child_train_job(parent_dir: str, hp: Hparams, root: str | None, data_root: str | None, device: str | None,
-                    threads: int | None) -> str:
-    """`train_job` for a spawned copy; `parent_dir` (the parent's finished run) is an argument so that an
-    executor runs this job after the parent's."""
-    return train_job(hp, root, data_root, device, threads)
-
-
-def pair_line_job(run_dir: str, other_dir: str, data_root: str | None, options: dict, threads: int | None):
-    """The (cached) line from the last checkpoint of one run to the last checkpoint of another run of the same
-    architecture and data; `options` go to `lines.run_line` (split, points, batchnorm, ...)."""
-    from .run_lines import run_line
-    from .store import Run
-    from .training import model_for
-
-    with torch_threads(threads):
-        run, other = Run.open(run_dir), Run.open(other_dir)
-        data = cached_dataset(run.hparams.dataset, data_root)
-        return run_line(run, model_for(run.hparams, data), data, "last", "last", end_run=other, **options)

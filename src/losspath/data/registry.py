@@ -38,6 +38,10 @@ def default_data_root() -> Path:
 def load_dataset(name: str, root: str | Path | None = None) -> Dataset:
     """Load data set `name` from `root` (default: `default_data_root()`); nothing is ever downloaded."""
     key = str(name).strip().lower()
+    if key.startswith("toy_k"):
+        from .toy import toy_from_name
+
+        return toy_from_name(key)
     if key not in _LOADERS:
         raise LosspathError(f"Unknown data set {name!r}; known data sets: {', '.join(dataset_names())}.")
     root = default_data_root() if root is None else Path(root).expanduser()

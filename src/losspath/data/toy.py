@@ -12,6 +12,8 @@ name records every parameter, so runs on different toy data never share a run di
 """
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,7 +67,21 @@ def make_toy_dataset(strengths: Sequence[float] = DEFAULT_STRENGTHS, *, per_clas
     return Dataset(name=name, train=train, test=test, augment=None)
 
 
+def toy_from_name(name: str) -> Dataset:
+    """The toy data set a `toy_name` describes (the name records every parameter), so that a job in another
+    process finds it by name like any other data set."""
+    m = re.fullmatch(r"toy_k(\d+)_s([0-9.e+-]+(?:-[0-9.e+]+)*)_n(\d+)_d(\d+)_noise([0-9.e+-]+)_seed(\d+)", name)
+    if m is None:
+        raise LosspathError(f"{name!r} is not the name of a toy data set (toy_kK_sS1-S2-..._nN_dD_noiseX_seedS).")
+    strengths = [float(v) for v in re.findall(r"[0-9.]+(?:e[+-]?\d+)?", m.group(2))]
+    data = make_toy_dataset(strengths, per_class=int(m.group(3)), noise=float(m.group(5)), dim=int(m.group(4)),
+                            seed=int(m.group(6)))
+    if data.name != name or len(strengths) != int(m.group(1)):
+        raise LosspathError(f"The toy data set name {name!r} does not describe its parameters exactly.")
+    return data
+
+
 def load(root: Path) -> Dataset:
-    """The default toy data set, in the loader form of the name registry (not registered: studies pass
-    `dataset=make_toy_dataset(...)` to `train`; nothing is on disk, `root` is unused)."""
+    """The default toy data set, in the loader form of the name registry (nothing is on disk, `root` is
+    unused); `load_dataset` finds any other toy data set by its name (`toy_from_name`)."""
     return make_toy_dataset()

@@ -1,77 +1,89 @@
-"""One short recipe per paper: each composes hparams → train → lines → metrics → plots.
+"""What every study shares: the runtime options (declared once), the typer app around a study's `cli`, and the
+epilogue `finish_study` (tables, findings, study.json, report).
 
-Each study module has a typer-annotated `cli` and `app = study_app(cli)`; `losspath reproduce NAME` imports the
-module when it runs and hands `app` the arguments.
+A study's `cli` declares its own options plus `runtime: Runtime = None`; `study_app(cli)` adds --root,
+--data-root, --device, --threads, --jobs, --executor, --scheduler, --workers and --quiet and hands them to
+`cli` as one `Runtime`.
 """
+from __future__ import annotations
+
 import functools
 import inspect
+import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-THREADS_OPTION = typer.Option(None, "--threads", help="Torch threads (default: torch's choice; 1 is often fastest "
-                              "on a machine other jobs share).")
-# The runtime options every study takes, declared once.
-ROOT_OPTION = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME).")
-DATA_ROOT_OPTION = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA).")
-DEVICE_OPTION = typer.Option(None, "--device")
-EXECUTOR_OPTION = typer.Option("local", "--executor", help="local (in-process) or dask.")
-SCHEDULER_OPTION = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT.")
-WORKERS_OPTION = typer.Option(None, "--workers", help="Start a local Dask cluster of N workers.")
-JOB_THREADS_OPTION = typer.Option(None, "--threads", help="Torch threads per job (default: all of this process's).")
+from ..runtime import DEFAULT_THREADS, Runtime
+
+THREADS_HELP = (f"Torch threads per job (default {DEFAULT_THREADS}: the nets are small, and threads that share "
+                "cores with other work wait on each other; every thread count gives reproducible numbers, "
+                "different ones differ in the last bits).")
+THREADS_OPTION = typer.Option(DEFAULT_THREADS, "--threads", help=THREADS_HELP)
+ROOT_OPTION = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME or ~/.losspath/runs).")
+DATA_ROOT_OPTION = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA or ~/.losspath/data).")
+DEVICE_OPTION = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available).")
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bars.")
-# The runtime of a study whose jobs go to an executor: option name → (type, option). `study_app(cli, JOB_RUNTIME)`
-# adds them to the study's options and hands them to `cli` as one value, `runtime`: the keyword arguments of
-# run_study (root, data_root, device, executor, scheduler, workers, threads, progress).
-JOB_RUNTIME = {"root": (Optional[Path], ROOT_OPTION), "data_root": (Optional[Path], DATA_ROOT_OPTION),
-               "device": (Optional[str], DEVICE_OPTION), "executor": (str, EXECUTOR_OPTION),
-               "scheduler": (Optional[str], SCHEDULER_OPTION), "workers": (Optional[int], WORKERS_OPTION),
-               "threads": (Optional[int], JOB_THREADS_OPTION), "quiet": (bool, QUIET_OPTION)}
+# The runtime options of every study: option name → (type, typer option); they reach `cli` as one Runtime.
+RUNTIME_OPTIONS = {
+    "root": (Optional[Path], ROOT_OPTION),
+    "data_root": (Optional[Path], DATA_ROOT_OPTION),
+    "device": (Optional[str], DEVICE_OPTION),
+    "threads": (int, THREADS_OPTION),
+    "jobs": (Optional[int], typer.Option(None, "--jobs", "-j", help="Jobs side by side in worker processes on "
+                                         "this machine (default: the usable cores; 1: one after another in this "
+                                         "process). Every value gives the same numbers.")),
+    "executor": (str, typer.Option("local", "--executor", help="local (this machine) or dask.")),
+    "scheduler": (Optional[str], typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT.")),
+    "workers": (Optional[int], typer.Option(None, "--workers", help="Start a local Dask cluster of N workers.")),
+    "quiet": (bool, QUIET_OPTION),
+}
 
 
-def study_app(cli, runtime: dict | None = None) -> typer.Typer:
-    """The typer app that parses a study's options and runs its `cli`; with `runtime` (e.g. JOB_RUNTIME), those
-    options are added to cli's own and reach it as one dict `runtime` (quiet becomes progress)."""
+def study_app(cli) -> typer.Typer:
+    """The typer app that parses a study's options plus the runtime options and runs `cli(..., runtime=...)`."""
     app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
-    runtime = runtime or {}
 
-    @functools.wraps(cli)  # typer reads the options from cli's signature
+    @functools.wraps(cli)  # typer reads the options from the signature set below
     def checked(**options):
-        check_shared_options(options)
-        if not runtime:
-            return cli(**options)
-        values = {name: options.pop(name) for name in runtime}
-        values["progress"] = not values.pop("quiet", False)
-        return cli(**options, runtime=values)
+        values = {name: options.pop(name) for name in RUNTIME_OPTIONS}
+        runtime = Runtime(progress=not values.pop("quiet"), **values).checked()
+        check_shared_options(options, runtime)
+        return cli(**options, runtime=runtime)
 
-    if runtime:
-        own = [p for p in inspect.signature(cli, eval_str=True).parameters.values() if p.name != "runtime"]
-        added = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option, annotation=kind)
-                 for name, (kind, option) in runtime.items()]
-        checked.__signature__ = inspect.Signature(own + added)
-        checked.__annotations__ = {p.name: p.annotation for p in own + added}
+    own = [p for p in inspect.signature(cli, eval_str=True).parameters.values() if p.name != "runtime"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+             for name, (kind, option) in RUNTIME_OPTIONS.items()]
+    checked.__signature__ = inspect.Signature(own + added)
+    checked.__annotations__ = {p.name: p.annotation for p in own + added}
     app.command()(checked)
     return app
 
 
-def check_shared_options(options: dict) -> None:
+def check_shared_options(options: dict, runtime: Runtime) -> None:
     """The options every study shares, checked before any work: one sentence naming the option."""
     from ..errors import LosspathError
     from ..files import check_output_dir
     from ..limits import check_points
     from ..store import default_root
-    from ..sweeps import check_threads
 
     if options.get("points") is not None:
         check_points(options["points"])
     if options.get("replicates") is not None and options["replicates"] < 1:
         raise LosspathError(f"--replicates must be at least 1, not {options['replicates']}.")
-    check_threads(options.get("threads"))
     if "out" in options:
         check_output_dir(options["out"], "--out")
-    if "root" in options:
-        check_output_dir(options["root"] or default_root(), "--root")
+    check_output_dir(runtime.root or default_root(), "--root")
+
+
+def check_choice(value: str, choices, what: str) -> None:
+    """One sentence when `value` is not one of `choices`: "Unknown split 'val'; use 'train' or 'test'."."""
+    from ..errors import LosspathError
+
+    if value not in choices:
+        listed = [repr(c) for c in choices]
+        raise LosspathError(f"Unknown {what} {value!r}; use {', '.join(listed[:-1])} or {listed[-1]}.")
 
 
 def echo_result(result: dict, out, tables: str) -> None:
@@ -81,9 +93,9 @@ def echo_result(result: dict, out, tables: str) -> None:
     typer.echo(f"report: {result['report']}")
 
 
-def gathered(ex, jobs: dict, desc: str, progress: bool) -> dict:
+def gathered(ex, jobs: dict, desc: str) -> dict:
     """The results of a dict of submitted jobs (key → task) from executor `ex`, under the same keys."""
-    return dict(zip(jobs, ex.gather(list(jobs.values()), desc, progress)))
+    return dict(zip(jobs, ex.gather(list(jobs.values()), desc)))
 
 
 def write_tables(out: Path, tables: dict) -> None:
@@ -93,3 +105,20 @@ def write_tables(out: Path, tables: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
         atomic_write_text(out / f"{name}.csv", frame.to_csv(index=False))
+
+
+def finish_study(out: Path, *, study: str, tables: dict, figures: list, text: str, runtime: Runtime,
+                 started: float, options: dict, settings: dict, captions: dict, **metadata) -> dict:
+    """The epilogue of every study: the tables as CSVs, findings.txt, study.json (with the runtime) and the
+    HTML report in `out`. Returns the tables with the figure paths, the text, the report's path and the wall
+    time. `metadata`: title, argv, summary_keys (see report.write_study_metadata)."""
+    from ..files import atomic_write_text
+    from ..report import write_report, write_study_metadata
+
+    write_tables(out, tables)
+    atomic_write_text(out / "findings.txt", text + "\n")
+    runtime_options = dict(threads=runtime.threads, executor=runtime.executor, jobs=runtime.jobs)
+    write_study_metadata(out, study=study, settings=settings, options=dict(options, **runtime_options),
+                         seconds=time.time() - started, device=runtime.device, captions=captions, **metadata)
+    report = write_report(out)
+    return dict(**tables, figures=figures, text=text, report=report, seconds=time.time() - started)

@@ -16,8 +16,6 @@ lines.run_line / lines.interpolated_state → mds → figures):
    curves, MDS of the repeats, confusion matrices and prediction disagreement of the converged models.
 6. Lines between models (Fig. 1E): training error and loss along the straight line parent → child and
    between siblings, for the SGD branches, the GD branches and the flatness repeats; barrier heights.
-
-Heavy imports (pandas, matplotlib, scikit-learn) happen inside functions so `losspath --help` stays fast.
 """
 from __future__ import annotations
 
@@ -30,74 +28,65 @@ import typer
 
 from ...cli_options import dataclass_options
 from ...errors import LosspathError
-from ..harness import DATA_ROOT_OPTION, DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, echo_result, study_app
+from ...executors import make_executor
+from ...jobs import cached_dataset, submit_trainings
+from ...runtime import Runtime, torch_threads
+from ...store import Run
+from ..harness import echo_result, finish_study, gathered, study_app
 
-from .config import (BARRIER_TOL, DEFAULT_DATA, DEFAULT_THREADS, PARTS, Config, base_hparams,
-                     parse_epochs, parse_parts)
+from .config import (BARRIER_TOL, DEFAULT_DATA, PARTS, Config, base_hparams, parse_epochs, parse_parts,
+                     run_hparams)
 
 
 def run_study(data=DEFAULT_DATA, parts=PARTS, *, config: Config | None = None, out: str | Path = "results/basins",
-              root=None, data_root=None, device=None, progress: bool = True, threads: int | None = None,
-              argv: list[str] | None = None) -> dict:
+              argv: list[str] | None = None, runtime: Runtime | None = None) -> dict:
     """Run (or reuse) the chosen parts on every data set in `data`; write the CSVs, figures, summary.csv,
     findings.txt and study.json to `out`. Returns the tables (pandas, each with a `data` column), the
     figure paths, the printed text and the wall time."""
     import pandas as pd
 
-    from ...files import atomic_write_text
     from ...mds import layer_keys
-    from ...sweeps import cached_dataset, check_threads, torch_threads
     from ...training import model_for
     from . import parts as basins_parts
 
-    started = time.time()
-    check_threads(threads)
+    runtime, out, started = (runtime or Runtime()).checked(), Path(out), time.time()
     parts = parse_parts(parts)
     config = config or Config()
     configs = [dataclasses.replace(config, data=str(d).strip().lower()).validate() for d in dict.fromkeys(data)]
     if not configs:
         raise LosspathError("Give at least one data set (--data).")
-    root, data_root = (str(p) if p is not None else None for p in (root, data_root))
-    datasets = {c.data: cached_dataset(c.data, data_root) for c in configs}  # missing files fail here, early
+    datasets = {c.data: cached_dataset(c.data, runtime.data_root) for c in configs}  # missing files fail early
     for c in configs:  # so do a network that does not fit the data and a bad --layer
         layer_keys(model_for(base_hparams(c), datasets[c.data]), c.layer)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    hparams = [hp for c in configs for hp in run_hparams(c, parts)]
     tables: dict[str, list] = {}
     figures = []
-    with torch_threads(threads):
-        for cfg in configs:
-            result = basins_parts.run_parts(cfg, parts, datasets[cfg.data], root=root, device=device,
-                                            progress=progress, out=out)
-            for name, frame in result["tables"].items():
-                tables.setdefault(name, []).append(frame.assign(data=cfg.data))
-            figures += result["figures"]
-    frames = {name: _data_first(pd.concat(parts_, ignore_index=True)) for name, parts_ in tables.items()}
-    for name, frame in frames.items():
-        atomic_write_text(out / f"{name}.csv", frame.to_csv(index=False))
-    text = describe(frames)
-    atomic_write_text(out / "findings.txt", text + "\n")
-    seconds = time.time() - started
-    _write_metadata(out, configs, parts, seconds, device, argv)
-    from ...report import write_report
+    ex = make_executor(runtime, len(hparams))
+    try:
+        trainings = submit_trainings(ex, hparams, runtime)
+        runs = {run_id: Run.open(d) for run_id, d in gathered(ex, trainings, "training").items()}
+        with torch_threads(runtime.threads):
+            for cfg in configs:
+                result = basins_parts.run_parts(cfg, parts, datasets[cfg.data], runs, ex=ex, runtime=runtime, out=out)
+                for name, frame in result["tables"].items():
+                    tables.setdefault(name, []).append(frame.assign(data=cfg.data))
+                figures += result["figures"]
+    finally:
+        ex.close()
+    from .figures import CAPTIONS
 
-    report = write_report(out)
-    return dict(**frames, figures=figures, text=text, report=report, seconds=seconds)
+    frames = {name: _data_first(pd.concat(parts_, ignore_index=True)) for name, parts_ in tables.items()}
+    return finish_study(out, study="basins", tables=frames, figures=figures, text=describe(frames), runtime=runtime,
+                        started=started, settings={c.data: dict(dataclasses.asdict(c), model=c.model_name)
+                                                   for c in configs},
+                        options=dict(parts=parts), argv=argv, title="Liao & Poggio, Theory II: basins of the empirical risk",
+                        captions={f"{c.data}_{stem}": text for c in configs for stem, text in CAPTIONS.items()},
+                        summary_keys=["data", "part", "item", "metric"])
 
 
 def _data_first(frame):
     return frame[["data"] + [c for c in frame.columns if c != "data"]]
-
-
-def _write_metadata(out: Path, configs: list[Config], parts: list[int], seconds: float, device, argv) -> None:
-    from .figures import CAPTIONS
-    from ...report import write_study_metadata
-
-    settings = {c.data: dict(dataclasses.asdict(c), model=c.model_name) for c in configs}
-    captions = {f"{c.data}_{stem}": text for c in configs for stem, text in CAPTIONS.items()}
-    write_study_metadata(out, study="basins", title="Liao & Poggio, Theory II: basins of the empirical risk",
-                         settings=settings, options=dict(parts=parts), seconds=seconds, device=device,
-                         captions=captions, argv=argv, summary_keys=["data", "part", "item", "metric"])
 
 
 def describe(tables: dict) -> str:
@@ -117,12 +106,7 @@ def cli(
     data: Optional[List[str]] = typer.Option(None, "--data", help="Repeatable (default: digits and mnist1d); "
                                              "also cifar10, mnist (files under --data-root)."),
     out: Path = typer.Option(Path("results/basins"), "--out", help="Output directory."),
-    root: Optional[Path] = ROOT_OPTION,
-    data_root: Optional[Path] = DATA_ROOT_OPTION,
-    device: Optional[str] = DEVICE_OPTION,
-    threads: int = typer.Option(DEFAULT_THREADS, "--threads", help="Torch threads (default 1: the embedded nets "
-                                "are too small to gain from more)."),
-    quiet: bool = QUIET_OPTION,
+    runtime: Runtime = None,
     **fields,
 ):
     """Liao & Poggio 2017 (Theory II, Figures 2-5): polynomial nets, branching SGD, MDS, GD branches with
@@ -138,8 +122,7 @@ def cli(
     import sys
 
     config = Config(**{**fields, "model": fields["model"] or "", "branch_at": parse_epochs(fields["branch_at"])})
-    result = run_study(data or DEFAULT_DATA, part or PARTS, config=config, out=out, root=root, data_root=data_root,
-                       device=device, progress=not quiet, threads=threads, argv=sys.argv[1:])
+    result = run_study(data or DEFAULT_DATA, part or PARTS, config=config, out=out, argv=sys.argv[1:], runtime=runtime)
     echo_result(result, out, "summary.csv, findings.txt, the part tables")
 
 

@@ -11,10 +11,6 @@ PARTS = (1, 2, 3, 4, 5, 6)
 NEEDS = {1: (1,), 2: (2,), 3: (2, 3), 4: (4,), 5: (4, 5), 6: (2, 4, 5, 6)}  # runs each part reads
 DEFAULT_MODELS = {"digits": "convnet6", "cifar10": "convnet6", "mnist": "convnet6", "mnist1d": "conv1d"}
 DEFAULT_DATA = ("digits", "mnist1d")
-# The embedded networks are small (tens of thousands of weights): one torch thread each trains them about as
-# fast as two on an idle machine, and several times faster on a busy shared one (measured here: 0.76 vs 5.1 s
-# per SGD epoch of convnet6 on digits), so the command defaults to one thread; --threads changes it.
-DEFAULT_THREADS = 1
 BARRIER_TOL = 0.01  # a line "has a barrier" when its training-error barrier exceeds this (1 % of the examples)
 
 
@@ -164,6 +160,18 @@ def flat_hparams(cfg: Config) -> dict[int, Hparams]:
     return {r: main.replace(init_from=f"{main.run_id()}@last", perturb=cfg.flat_perturb,
                             perturb_seed=_seed(cfg, 5, r), steps=f"{cfg.flat_epochs}ep")
             for r in range(1, cfg.repeats + 1)}
+
+
+def run_hparams(cfg: Config, parts: list[int]) -> list[Hparams]:
+    """Every run the chosen parts read, each after the run it starts from."""
+    needed = {p for part in parts for p in NEEDS[part]}
+    hps = list(polynomial_hparams(cfg).values()) if 1 in needed else []
+    hps += list(branch_hparams(cfg).values()) if 2 in needed else []  # stage by stage
+    if 4 in needed:
+        main, branches = gd_hparams(cfg)
+        hps += [main, *branches.values()]
+    hps += list(flat_hparams(cfg).values()) if 5 in needed else []
+    return hps
 
 
 def parse_parts(parts) -> list[int]:

@@ -17,13 +17,13 @@ from ...checkpoints import load_state
 from ...files import DamagedFile, notice, read_json, write_json
 from ...data import Dataset, Split
 from ...device import resolve_device
+from ...jobs import line_job
 from ...lines import interpolated_state
-from ...run_lines import run_line
 from ...mds import embed_distances, layer_keys, pairwise_distances, flatten_states, stress1
 from ...metrics import barrier, distance, max_increase
 from ...models import fit_relu_polynomial
 from ...store import Run
-from ...training import evaluate, model_for, train
+from ...training import evaluate, model_for
 from .config import Config, NEEDS, branch_hparams, flat_hparams, gd_hparams, polynomial_hparams
 
 
@@ -97,15 +97,16 @@ def _rows(part: int, item: str, **metrics) -> list[dict]:
     return [dict(part=part, item=item, metric=k, value=float(v)) for k, v in metrics.items()]
 
 
-def run_parts(cfg: Config, parts: list[int], data: Dataset, *, root, device, progress: bool, out: Path) -> dict:
-    """Train (or reuse) what the chosen parts need, evaluate them and draw their figures."""
+def run_parts(cfg: Config, parts: list[int], data: Dataset, runs: dict[str, Run], *, ex, runtime, out: Path) -> dict:
+    """Evaluate the chosen parts from their trained `runs` (run id → Run, see config.run_hparams) and draw
+    their figures; the lines of part 6 go to executor `ex`."""
     from . import figures as plots
 
-    device = resolve_device(device)
+    device = resolve_device(runtime.device)
     needed = {p for part in parts for p in NEEDS[part]}
 
     def fit(hp):
-        return train(hp, root=root, dataset=data, progress=progress, device=device)
+        return runs[hp.run_id()]
 
     tables: dict[str, pd.DataFrame] = {}
     summary: list[dict] = []
@@ -149,7 +150,7 @@ def run_parts(cfg: Config, parts: list[int], data: Dataset, *, root, device, pro
         summary += rows
         figures += plots.fig_flat(tables["flat"], tables["confusion"], frame, prefix)
     if 6 in parts:
-        tables["lines"], tables["line_summary"], rows = part6_lines(cfg, branch_runs, gd, flat, scorer)
+        tables["lines"], tables["line_summary"], rows = part6_lines(cfg, branch_runs, gd, flat, ex, runtime)
         summary += rows
         figures += plots.fig_lines(tables["lines"], tables["line_summary"], prefix)
     if mds_frames:
@@ -387,15 +388,17 @@ def _pairs(cfg: Config, branch_runs: dict, gd, flat) -> list[dict]:
     return lines
 
 
-def part6_lines(cfg: Config, branch_runs: dict, gd, flat, scorer: Scorer):
+def part6_lines(cfg: Config, branch_runs: dict, gd, flat, ex, runtime):
     """Fig. 1E: training loss and error along θ(α) = (1 − α)·θ_a + α·θ_b for parents → children and between
     siblings; barrier = the largest rise above the chord between the endpoints (losspath.metrics.barrier)."""
     alphas = np.linspace(0.0, 1.0, cfg.points)
+    options = dict(split="train", alphas=alphas, device=runtime.device)
+    pairs = _pairs(cfg, branch_runs, gd, flat)
+    results = ex.gather([ex.submit(line_job, str(line["a"][0].dir), line["a"][1], line["b"][1], runtime.data_root,
+                                   options, runtime.threads, str(line["b"][0].dir)) for line in pairs], "lines")
     curves, table = [], []
-    for i, line in enumerate(_pairs(cfg, branch_runs, gd, flat)):
-        (ra, ta), (rb, tb) = line.pop("a"), line.pop("b")
-        result = run_line(ra, scorer.model, scorer.data, ta, tb, end_run=rb, split="train", alphas=alphas,
-                          device=scorer.device)
+    for i, (line, result) in enumerate(zip(pairs, results)):
+        line = {k: v for k, v in line.items() if k not in ("a", "b")}
         curves.append(pd.DataFrame(dict(line=i, **line, alpha=alphas, loss=result.loss, error=result.error)))
         table.append(dict(line=i, **line, distance=result.distance, error_a=result.error[0],
                           error_b=result.error[-1], error_barrier=barrier(alphas, result.error),

@@ -13,18 +13,18 @@ from pathlib import Path
 from typing import Optional
 
 import pandas as pd
-import torch
 import typer
 
-from ...files import atomic_write_text
 from ...errors import LosspathError
 from ...hparams import Hparams, paper_defaults
 from ...lines.schemes import BATCHNORM_MODES
 from ...metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_end
 from ...store import Run
-from ...sweeps import cached_dataset, check_threads, line_job, make_executor, train_job
+from ...executors import make_executor
+from ...jobs import cached_dataset, line_job, train_job
+from ...runtime import Runtime
 from ...training import plan_run
-from ..harness import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
+from ..harness import check_choice, echo_result, finish_study, gathered, study_app
 
 
 @dataclass(frozen=True)
@@ -89,66 +89,49 @@ def hparams_for(name: str, replicate: int, steps: str | None = None, bias_init: 
 
 
 def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 100, split: str = "test",
-              batchnorm: str = "interpolate", out: str | Path = "results/frankle2020", root=None, data_root=None,
-              steps: str | None = None, device=None, progress: bool = True, executor: str = "local",
-              scheduler: str | None = None, workers: int | None = None, threads: int | None = None,
-              bias_init: str | None = None) -> dict:
+              batchnorm: str = "interpolate", out: str | Path = "results/frankle2020", steps: str | None = None,
+              bias_init: str | None = None, runtime: Runtime | None = None) -> dict:
     """Run (or reuse) every part of the study and write curves.csv, summary.csv, runs.csv and the figures.
 
     `steps` overrides every setting's training length (for quick checks), `bias_init` its bias init ("zero"
     for the embedded settings, OpenLTH's "uniform" for the paper's). The jobs (a training run per
-    setting × replicate, a line per saved start step) go to `executor` (see losspath.sweeps), each with
-    `threads` torch threads (default: this process's count, so every executor gives the same numbers). Returns the
-    three tables (pandas) and the figure paths.
+    setting × replicate, a line per saved start step) go to the runtime's executor (losspath.executors).
+    Returns the three tables (pandas) and the figure paths.
     """
-    settings = list(settings)
-    check_threads(threads)
+    runtime, settings, out, started = (runtime or Runtime()).checked(), list(settings), Path(out), time.time()
     for name in settings:
         hparams_for(name, 0, steps, bias_init).validate()
     if replicates < 1 or points < 2:
         raise LosspathError("--replicates must be at least 1 and --points at least 2.")
-    if split not in ("train", "test"):
-        raise LosspathError(f"Unknown split {split!r}; use 'train' or 'test'.")
-    if batchnorm not in BATCHNORM_MODES:
-        raise LosspathError(f"Unknown BatchNorm mode {batchnorm!r}; use {', '.join(BATCHNORM_MODES)}.")
-    root, data_root = (str(p) if p is not None else None for p in (root, data_root))
-    out = Path(out)
-    started = time.time()
-    options = dict(split=split, points=points, batchnorm=batchnorm, device=device)
-    threads = threads or torch.get_num_threads()
+    check_choice(split, ("train", "test"), "split")
+    check_choice(batchnorm, BATCHNORM_MODES, "BatchNorm mode")
+    root, data_root, threads = runtime.root, runtime.data_root, runtime.threads
+    options = dict(split=split, points=points, batchnorm=batchnorm, device=runtime.device)
 
     # the job graph: train every run, then a line from each saved step below the last (Frankle 2020 §2)
-    runs, lines = {}, {}
     hparams = {(name, r): hparams_for(name, r, steps, bias_init) for name in settings for r in range(replicates)}
     plans = {key: plan_run(hp, len(cached_dataset(hp.dataset, data_root).train)) for key, hp in hparams.items()}
-    ex = make_executor(executor, scheduler=scheduler, workers=workers)
+    runs, lines = {}, {}
+    ex = make_executor(runtime, sum(len(p["schedule"]) for p in plans.values()))
     try:
         for (name, r), plan in plans.items():
-            hp = hparams[name, r]
-            runs[name, r] = ex.submit(train_job, hp, root, data_root, device, threads)
+            runs[name, r] = ex.submit(train_job, hparams[name, r], root, data_root, runtime.device, threads)
             for t in plan["schedule"][:-1]:
                 lines[name, r, t] = ex.submit(line_job, runs[name, r], t, plan["last_step"], data_root, options, threads)
-        run_dirs = gathered(ex, runs, "training", progress)
-        results = gathered(ex, lines, "lines", progress)
+        run_dirs = gathered(ex, runs, "training")
+        results = gathered(ex, lines, "lines")
     finally:
         ex.close()
 
     tables = _tables(run_dirs, results, split)
-    write_tables(out, tables)
     from .figures import draw_all
 
-    figures = draw_all(tables["curves"], tables["summary"], out)
-    text = describe(tables, barrier_tol=BARRIER_TOL)
-    atomic_write_text(out / "findings.txt", text + "\n")
-    from ...report import write_report, write_study_metadata
-
-    write_study_metadata(out, study="frankle2020", captions=CAPTIONS, seconds=time.time() - started, device=device,
-                         settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, **SETTINGS[n].train)
-                                   for n in settings},
-                         options=dict(replicates=replicates, points=points, split=split, batchnorm=batchnorm,
-                                      steps=steps, bias_init=bias_init, executor=executor, threads=threads))
-    report = write_report(out)
-    return dict(**tables, figures=figures, text=text, report=report, seconds=time.time() - started)
+    return finish_study(out, study="frankle2020", tables=tables, figures=draw_all(tables["curves"], tables["summary"], out),
+                        text=describe(tables, barrier_tol=BARRIER_TOL), runtime=runtime, started=started,
+                        options=dict(replicates=replicates, points=points, split=split, batchnorm=batchnorm,
+                                     steps=steps, bias_init=bias_init),
+                        settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, **SETTINGS[n].train)
+                                  for n in settings}, captions=CAPTIONS)
 
 
 def _tables(run_dirs: dict, results: dict, split: str) -> dict:
@@ -212,7 +195,7 @@ def cli(
     bias_init: Optional[str] = typer.Option(None, "--bias-init", help="Override every setting's bias init: zero "
                                             "(embedded settings) or uniform (OpenLTH's, the paper settings)."),
     out: Path = typer.Option(Path("results/frankle2020"), "--out", help="Output directory."),
-    runtime: dict = None,
+    runtime: Runtime = None,
 ):
     """Frankle 2020, Figures 1-3: lines from every checkpoint t to the last one, 3 replicates.
 
@@ -223,8 +206,8 @@ def cli(
       losspath reproduce frankle2020 --executor dask --scheduler tcp://10.0.0.5:8786
     """
     result = run_study(setting, replicates=replicates, points=points, split=split, batchnorm=batchnorm, out=out,
-                       steps=steps, bias_init=bias_init, **runtime)
+                       steps=steps, bias_init=bias_init, runtime=runtime)
     echo_result(result, out, "curves.csv, summary.csv, runs.csv")
 
 
-app = study_app(cli, JOB_RUNTIME)
+app = study_app(cli)

@@ -7,7 +7,7 @@ copies from the parent's checkpoint at k that finish training with different dat
 and report the paper's error barrier height (max error along the line minus the mean of the two ends'
 errors, metrics.barrier_height) beside the chord barrier (metrics.barrier). The network is *stable* from the
 first k from which the mean barrier height stays below the threshold (2%, as in the paper).
-The recipe: Hparams → sweeps executor (train_job, siblings.child_train_job, siblings.pair_line_job) →
+The recipe: Hparams → siblings.child_hparams → executor (jobs.train_job, jobs.line_job) →
 metrics → figures → report.
 """
 from __future__ import annotations
@@ -17,18 +17,18 @@ from pathlib import Path
 from typing import Optional
 
 import pandas as pd
-import torch
 import typer
 
-from ...files import atomic_write_text
 from ...errors import LosspathError
 from ...lines.schemes import BATCHNORM_MODES
 from ...metrics import barrier, barrier_height
-from ...siblings import child_hparams, child_train_job, pair_line_job
+from ...siblings import child_hparams
 from ...store import Run
-from ...sweeps import cached_dataset, check_threads, make_executor, train_job
+from ...executors import make_executor
+from ...jobs import cached_dataset, line_job, train_job
+from ...runtime import Runtime
 from ...training import plan_run
-from ..harness import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
+from ..harness import check_choice, echo_result, finish_study, gathered, study_app
 from ..frankle2020 import SETTINGS, hparams_for
 
 DEFAULT_SETTINGS = ("mnist5k-lenet_300_100", "mnist1d-resnet")
@@ -59,26 +59,22 @@ def spawn_steps(last: int, base: int) -> list[int]:
 
 def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 2, points: int = 11, k_base: int = 4,
               splits=SPLITS, batchnorm: str = "interpolate", threshold: float = THRESHOLD,
-              out: str | Path = "results/instability", root=None, data_root=None, steps: str | None = None,
-              device=None, progress: bool = True, executor: str = "local", scheduler: str | None = None,
-              workers: int | None = None, threads: int | None = None, bias_init: str | None = None) -> dict:
+              out: str | Path = "results/instability", steps: str | None = None, bias_init: str | None = None,
+              runtime: Runtime | None = None) -> dict:
     """Run (or reuse) every run and line of the study; write runs.csv, curves.csv, summary.csv,
     stability.csv, the figures and the report. Returns the tables, the figure paths and the printed text."""
+    runtime, out, started = (runtime or Runtime()).checked(), Path(out), time.time()
     settings, splits = list(settings), list(splits)
-    check_threads(threads)
     for name in settings:
         hparams_for(name, 0, steps, bias_init).validate()
     if replicates < 1 or points < 3:
         raise LosspathError("--replicates must be at least 1 and --points at least 3.")
     if not splits or any(s not in SPLITS for s in splits):
         raise LosspathError(f"--split must be test or train, not {', '.join(map(str, splits)) or 'nothing'}.")
-    if batchnorm not in BATCHNORM_MODES:
-        raise LosspathError(f"Unknown BatchNorm mode {batchnorm!r}; use {', '.join(BATCHNORM_MODES)}.")
+    check_choice(batchnorm, BATCHNORM_MODES, "BatchNorm mode")
     if not 0 < threshold < 1:
         raise LosspathError(f"--threshold must lie in (0, 1), not {threshold}.")
-    root, data_root = (str(p) if p is not None else None for p in (root, data_root))
-    out, started = Path(out), time.time()
-    threads = threads or torch.get_num_threads()
+    root, data_root, device, threads = runtime.root, runtime.data_root, runtime.device, runtime.threads
     options = dict(points=points, batchnorm=batchnorm, device=device)
 
     parents, copies, lines, spawn = {}, {}, {}, {}
@@ -89,45 +85,38 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 2, points: int = 1
         for k in spawn[name]:
             for c in (0, 1):
                 child_hparams(hp, k, CHILD_SEED + 2 * r + c, plan["iterations_per_epoch"]).validate()
-    ex = make_executor(executor, scheduler=scheduler, workers=workers)
+    ex = make_executor(runtime, len(hps) * (1 + 2 * max(len(k) for k in spawn.values())))
     try:
         for (name, r), hp in hps.items():
             per_epoch = plan_run(hp, len(cached_dataset(hp.dataset, data_root).train))["iterations_per_epoch"]
             parents[name, r] = ex.submit(train_job, hp, root, data_root, device, threads)
             for k in spawn[name]:
-                pair = [ex.submit(child_train_job, parents[name, r], child_hparams(hp, k, CHILD_SEED + 2 * r + c,
-                                  per_epoch), root, data_root, device, threads) for c in (0, 1)]
+                pair = [ex.submit(train_job, child_hparams(hp, k, CHILD_SEED + 2 * r + c, per_epoch), root,
+                                  data_root, device, threads, parents[name, r]) for c in (0, 1)]
                 copies[name, r, k] = pair
                 for split in splits:
-                    lines[name, r, k, split] = ex.submit(pair_line_job, pair[0], pair[1], data_root,
-                                                         dict(options, split=split), threads)
-        parent_dirs = gathered(ex, parents, "parents", progress)
+                    lines[name, r, k, split] = ex.submit(line_job, pair[0], "last", "last", data_root,
+                                                         dict(options, split=split), threads, pair[1])
+        parent_dirs = gathered(ex, parents, "parents")
         flat = [t for pair in copies.values() for t in pair]
-        done = ex.gather(flat, "copies", progress)
+        done = ex.gather(flat, "copies")
         copy_dirs = {key: (done[2 * i], done[2 * i + 1]) for i, key in enumerate(copies)}
-        results = gathered(ex, lines, "lines", progress)
+        results = gathered(ex, lines, "lines")
     finally:
         ex.close()
 
     tables = _tables(parent_dirs, copy_dirs, results)
     tables["stability"] = stability(tables["summary"], threshold)
-    write_tables(out, tables)
     from .figures import draw_all
 
-    figures = draw_all(tables["curves"], tables["summary"], out, threshold)
-    text = describe(tables, threshold)
-    atomic_write_text(out / "findings.txt", text + "\n")
-    from ...report import write_report, write_study_metadata
-
-    write_study_metadata(out, study="instability", captions=CAPTIONS, seconds=time.time() - started, device=device,
-                         settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, **SETTINGS[n].train,
-                                           spawn_steps=spawn[n]) for n in settings},
-                         options=dict(replicates=replicates, points=points, k_base=k_base, splits=splits,
-                                      batchnorm=batchnorm, threshold=threshold, steps=steps, bias_init=bias_init,
-                                      executor=executor, threads=threads),
-                         summary_keys=["setting", "k", "split"])
-    report = write_report(out)
-    return dict(**tables, figures=figures, text=text, report=report, seconds=time.time() - started)
+    return finish_study(out, study="instability", tables=tables,
+                        figures=draw_all(tables["curves"], tables["summary"], out, threshold),
+                        text=describe(tables, threshold), runtime=runtime, started=started,
+                        options=dict(replicates=replicates, points=points, k_base=k_base, splits=splits,
+                                     batchnorm=batchnorm, threshold=threshold, steps=steps, bias_init=bias_init),
+                        settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, **SETTINGS[n].train,
+                                          spawn_steps=spawn[n]) for n in settings},
+                        captions=CAPTIONS, summary_keys=["setting", "k", "split"])
 
 
 def _tables(parent_dirs: dict, copy_dirs: dict, results: dict) -> dict:
@@ -220,7 +209,7 @@ def cli(
     steps: Optional[str] = typer.Option(None, "--steps", help="Override every setting's training length."),
     bias_init: Optional[str] = typer.Option(None, "--bias-init", help="Override every setting's bias init."),
     out: Path = typer.Option(Path("results/instability"), "--out", help="Output directory."),
-    runtime: dict = None,
+    runtime: Runtime = None,
 ):
     """Frankle et al. 2020 (linear mode connectivity): the error barrier between two copies spawned at step k.
 
@@ -231,8 +220,8 @@ def cli(
       losspath reproduce instability --setting cifar10-resnet_20 --data-root ~/data
     """
     result = run_study(setting, replicates=replicates, points=points, k_base=k_base, splits=split,
-                       batchnorm=batchnorm, threshold=threshold, out=out, steps=steps, bias_init=bias_init, **runtime)
+                       batchnorm=batchnorm, threshold=threshold, out=out, steps=steps, bias_init=bias_init, runtime=runtime)
     echo_result(result, out, "runs.csv, curves.csv, summary.csv, stability.csv")
 
 
-app = study_app(cli, JOB_RUNTIME)
+app = study_app(cli)

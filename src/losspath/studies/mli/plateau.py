@@ -21,7 +21,6 @@ examples predicted as one common class on the plateau. Verdicts are per (data, d
 regime (`verdicts.py`).
 
 The recipe: Hparams → training.train (to convergence) → lines.run_line per scheme → metrics → figures.
-Heavy imports happen inside the functions so that `losspath --help` stays fast.
 """
 from __future__ import annotations
 
@@ -33,7 +32,11 @@ from typing import List, Optional
 
 import typer
 
-from ..harness import DATA_ROOT_OPTION, DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, echo_result, study_app, write_tables
+from ...executors import make_executor
+from ...jobs import cached_dataset, line_job, train_job
+from ...runtime import Runtime, torch_threads
+from ...store import Run
+from ..harness import check_choice, echo_result, finish_study, gathered, study_app
 
 DEFAULT_DATA = ("digits",)
 DEFAULT_DEPTHS = (2, 4, 8)
@@ -148,13 +151,19 @@ def class_learning_steps(run, model, split):
     return learned, f1s[-1]
 
 
-def study_net(s: Setting, run, d, *, split: str, points: int, hold: str, device) -> tuple[dict, list, list, dict]:
-    """Everything the study records of one trained net: its row of runs.csv, its rows of summary.csv and
-    biases.csv, and its curves (scheme → DataFrame) and class shares (scheme → points × K)."""
+def schemes_of(s: Setting) -> tuple[str, ...]:
+    """The schemes a net's lines take. Without biases every scheme is plain interpolation
+    (tests/test_lines.py), so a bias-free twin runs `all` only."""
+    return SCHEMES if s.bias else ("all",)
+
+
+def study_net(s: Setting, run, d, lines: dict, *, split: str) -> tuple[dict, list, list, dict]:
+    """Everything the study records of one trained net from its `lines` (scheme → LineResult, init → final):
+    its row of runs.csv, its rows of summary.csv and biases.csv, and its curves (scheme → DataFrame) and class
+    shares (scheme → points × K)."""
     import numpy as np
     import pandas as pd
 
-    from ...run_lines import run_line
     from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
     from ...training import logits_at, model_for
 
@@ -177,9 +186,7 @@ def study_net(s: Setting, run, d, *, split: str, points: int, hold: str, device)
                    learned_rank=int(ranks[c]) if learned[c] >= 0 else -1, final_f1=f1[c]) for c in range(k)]
     top = int(np.argmax(b)) if b is not None else -1
     summary, curves, shares = [], {}, {}
-    # Without biases every scheme is plain interpolation (tests/test_lines.py), so a twin runs `all` only.
-    for scheme in SCHEMES if s.bias else ("all",):
-        line = run_line(run, model, d, 0, last, split=split, points=points, scheme=scheme, hold=hold, device=device)
+    for scheme, line in lines.items():
         share = line.class_counts / max(line.num_examples, 1)
         m = summarize(line.alphas, line.loss, "loss") | summarize(line.alphas, line.error, "error")
         m |= regime_plateaus(line.alphas, line.loss, line.error, k)
@@ -199,19 +206,15 @@ def study_net(s: Setting, run, d, *, split: str, points: int, hold: str, device)
 def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES,
               replicates: int = DEFAULT_REPLICATES, width: int = DEFAULT_WIDTH, points: int = 100,
               split: str = "train", conv_init_scales=(), hold: str = "end", train_overrides: dict | None = None,
-              out: str | Path = "results/mli_plateau", root=None, data_root=None, device=None, progress: bool = True,
-              figures: bool = True) -> dict:
+              out: str | Path = "results/mli_plateau", figures: bool = True, runtime: Runtime | None = None) -> dict:
     """Train (or reuse) the sweep to convergence, evaluate every line and write curves.csv, summary.csv,
     biases.csv, runs.csv, findings.txt and the figures under `out`. Returns the tables, figures, text, seconds."""
     import pandas as pd
-    from tqdm.auto import tqdm
 
-    from ...files import atomic_write_text
-    from ...data import load_dataset
-    from ...errors import LosspathError, TrainingDiverged
-    from ...training import train
+    from ...errors import LosspathError
     from .verdicts import describe
 
+    runtime, out, started = (runtime or Runtime()).checked(), Path(out), time.time()
     depths, init_scales = [int(v) for v in depths], [float(v) for v in init_scales]
     conv_init_scales = [float(v) for v in conv_init_scales]
     data = [str(n).strip().lower() for n in data]
@@ -223,53 +226,52 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
         raise LosspathError(f"Init scales must be positive numbers, got {init_scales + conv_init_scales}.")
     if width < 1:
         raise LosspathError(f"--width must be at least 1, not {width}.")
-    if split not in ("train", "test"):
-        raise LosspathError(f"Unknown split {split!r}; use 'train' or 'test'.")
-    if hold not in ("start", "end"):
-        raise LosspathError(f"Unknown --hold {hold!r}; use 'end' or 'start'.")
+    check_choice(split, ("train", "test"), "split")
+    check_choice(hold, ("end", "start"), "--hold")
     training = dict(TRAIN, **(train_overrides or {}))
-    datasets = {name: load_dataset(name, data_root) for name in dict.fromkeys(data)}
-    started, out = time.time(), Path(out)
-    jobs = [s for name, d in datasets.items()
+    datasets = {name: cached_dataset(name, runtime.data_root) for name in dict.fromkeys(data)}
+    nets = [s for name, d in datasets.items()
             for s in settings_for(name, d, depths=depths, init_scales=init_scales, replicates=replicates, width=width,
                                   conv_init_scales=conv_init_scales)]
-    runs, summary, biases, curves, featured = [], [], [], [], {}
-    for s in tqdm(jobs, desc="mli-plateau", unit="net", disable=None if progress else True):
-        hp = s.hparams(training)
-        try:
-            run = train(hp, root=root, dataset=datasets[s.dataset], progress=False, device=device)
-        except TrainingDiverged:
-            runs.append(dict(**s.row(), run=hp.run_id(), status="diverged"))
-            continue
-        net, rows, bias_rows, lines = study_net(s, run, datasets[s.dataset], split=split, points=points, hold=hold,
-                                                device=device)
-        runs.append(net)
-        summary += rows
-        biases += bias_rows
-        curves += list(lines["curves"].values())
-        featured[s] = lines["shares"]
+    root, data_root, device, threads = runtime.root, runtime.data_root, runtime.device, runtime.threads
+    ex = make_executor(runtime, len(nets))
+    try:
+        runs = gathered(ex, {s: ex.submit(train_job, s.hparams(training), root, data_root, device, threads, None, True)
+                             for s in nets}, "training")
+        lines = gathered(ex, {(s, scheme): ex.submit(line_job, runs[s], 0, "last", data_root,
+                                                     dict(split=split, points=points, scheme=scheme, hold=hold,
+                                                          device=device), threads)
+                              for s in nets if runs[s] for scheme in schemes_of(s)}, "lines")
+    finally:
+        ex.close()
+
+    rows, summary, biases, curves, featured = [], [], [], [], {}
+    with torch_threads(threads):
+        for s in nets:
+            if runs[s] is None:
+                rows.append(dict(**s.row(), run=s.hparams(training).run_id(), status="diverged"))
+                continue
+            net, summary_rows, bias_rows, per_scheme = study_net(
+                s, Run.open(runs[s]), datasets[s.dataset], {c: lines[s, c] for c in schemes_of(s)}, split=split)
+            rows.append(net)
+            summary += summary_rows
+            biases += bias_rows
+            curves += list(per_scheme["curves"].values())
+            featured[s] = per_scheme["shares"]
     if not summary:
         raise LosspathError("Every run diverged; lower the learning rate (--lr).")
     tables = dict(curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary),
-                  biases=pd.DataFrame(biases), runs=pd.DataFrame(runs))
-    write_tables(out, tables)
-    files = []
-    if figures:
-        from .figures import draw_plateau_study
+                  biases=pd.DataFrame(biases), runs=pd.DataFrame(rows))
+    from .figures import draw_plateau_study
 
-        files = draw_plateau_study(tables, featured, out)
-    text = describe(tables, split=split, training=training)
-    atomic_write_text(out / "findings.txt", text + "\n")
-    seconds = time.time() - started
-    from ...report import write_report, write_study_metadata
-
-    write_study_metadata(out, study="mli-plateau", title="MLI plateau: the biased view (Wang et al. 2023)",
-                         settings=dict(training=training, width=width, replicates=replicates),
-                         options=dict(data=data, depths=depths, init_scales=init_scales,
-                                      conv_init_scales=conv_init_scales, points=points, split=split, hold=hold),
-                         seconds=seconds, device=device, captions=CAPTIONS,
-                         summary_keys=["dataset", "family", "model", "depth", "init_scale", "bias", "scheme"])
-    return dict(**tables, figures=files, text=text, seconds=seconds, report=write_report(out))
+    return finish_study(out, study="mli-plateau", tables=tables,
+                        figures=draw_plateau_study(tables, featured, out) if figures else [],
+                        text=describe(tables, split=split, training=training), runtime=runtime, started=started,
+                        settings=dict(training=training, width=width, replicates=replicates),
+                        options=dict(data=data, depths=depths, init_scales=init_scales,
+                                     conv_init_scales=conv_init_scales, points=points, split=split, hold=hold),
+                        captions=CAPTIONS, title="MLI plateau: the biased view (Wang et al. 2023)",
+                        summary_keys=["dataset", "family", "model", "depth", "init_scale", "bias", "scheme"])
 
 
 def cli(
@@ -297,12 +299,7 @@ def cli(
     batch_size: Optional[int] = typer.Option(None, "--batch-size",
                                              help=f"(default {TRAIN['batch_size']}; 0: full batch)."),
     out: Path = typer.Option(Path("results/mli_plateau"), "--out", help="Output directory."),
-    root: Optional[Path] = ROOT_OPTION,
-    data_root: Optional[Path] = DATA_ROOT_OPTION,
-    device: Optional[str] = DEVICE_OPTION,
-    threads: int = typer.Option(1, "--threads", help="Torch threads (default 1: the nets are tiny, and more threads "
-                                "only wait on each other)."),
-    quiet: bool = QUIET_OPTION,
+    runtime: Runtime = None,
 ):
     """Wang et al. 2023: the plateau on the init → final line, per depth × init scale cell, with and without
     biases and with homogeneous bias schemes; verdicts inside and outside the paper's (small-init) regime.
@@ -314,14 +311,10 @@ def cli(
     """
     given = dict(steps=steps, stop_at_train_error=stop_at_train_error, lr=lr, momentum=momentum,
                  batch_size=batch_size)
-    from ...sweeps import torch_threads
-
-    with torch_threads(threads):
-        result = run_study(data or DEFAULT_DATA, depths=depth or DEFAULT_DEPTHS,
-                           init_scales=init_scale or DEFAULT_INIT_SCALES, replicates=replicates, width=width,
-                           points=points, split=split, hold=hold, conv_init_scales=conv_init_scale or (),
-                           train_overrides={k: v for k, v in given.items() if v is not None}, out=out, root=root,
-                           data_root=data_root, device=device, progress=not quiet)
+    result = run_study(data or DEFAULT_DATA, depths=depth or DEFAULT_DEPTHS,
+                       init_scales=init_scale or DEFAULT_INIT_SCALES, replicates=replicates, width=width,
+                       points=points, split=split, hold=hold, conv_init_scales=conv_init_scale or (),
+                       train_overrides={k: v for k, v in given.items() if v is not None}, out=out, runtime=runtime)
     echo_result(result, out, "curves.csv, summary.csv, biases.csv, runs.csv")
 
 

@@ -7,20 +7,23 @@ are learned one after another. From the checkpoints saved every few iterations w
 of its end-to-end weight (row k of W_r ... W_1) and its output bias; then we interpolate init → final and
 measure the plateau for every r and init scale. Paper's picture: the class learned last ends with the largest
 bias, and the plateau lengthens with r and with smaller init.
-
-Heavy imports happen inside the functions so that `losspath --help` stays fast.
 """
 from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from ..harness import DEVICE_OPTION, QUIET_OPTION, ROOT_OPTION, THREADS_OPTION, echo_result, study_app, write_tables
+import torch
+
+from ...executors import make_executor
+from ...jobs import line_job, train_job
+from ...runtime import Runtime, torch_threads
+from ...store import Run
+from ..harness import check_choice, echo_result, finish_study, gathered, study_app
 
 DEFAULT_DEPTHS = (1, 2, 3, 4, 5)
 DEFAULT_INIT_SCALES = (0.1, 0.3, 1.0)
@@ -70,48 +73,22 @@ def toy_dynamics(run, model, data):
     return frame
 
 
-@contextmanager
-def _one_thread():
-    """Run torch single-threaded: the toy nets are a few hundred flops per example, so intra-op threads only add
-    synchronization (on a busy machine a 2-thread forward of a 16-wide net took 20 ms instead of 0.1 ms)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def run_study(**kwargs) -> dict:
-    """Train (or reuse) the toy nets, write dynamics.csv, classes.csv, curves.csv, summary.csv, findings.txt and
-    (unless figures=False) the figures under `out`. Returns the tables, the figure paths, the printed text and
-    the wall time. Keyword arguments: see `_run_study`."""
-    with _one_thread():
-        return _run_study(**kwargs)
-
-
-def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replicates: int = 1, width: int = 16,
-               activation: str = "linear", strengths=None, per_class: int = 32, noise: float = 1.0,
-               dim: int | None = None, points: int = 100, train_overrides: dict | None = None,
-               out: str | Path = "results/mli_toy", root=None, device=None, progress: bool = True,
-               figures: bool = True) -> dict:
-    """The toy study (see `run_study`): r in `depths` × `init_scales` × seeds 0..replicates-1, `deeplinear_R_W`
-    (or `deeprelu_R_W` with activation="relu") on `make_toy_dataset(strengths, per_class, noise, dim)`."""
-    import numpy as np
+def run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replicates: int = 1, width: int = 16,
+              activation: str = "linear", strengths=None, per_class: int = 32, noise: float = 1.0,
+              dim: int | None = None, points: int = 100, train_overrides: dict | None = None,
+              out: str | Path = "results/mli_toy", figures: bool = True, runtime: Runtime | None = None) -> dict:
+    """Train (or reuse) the toy nets — r in `depths` × `init_scales` × seeds 0..replicates-1, `deeplinear_R_W`
+    (or `deeprelu_R_W` with activation="relu") on `make_toy_dataset(strengths, per_class, noise, dim)` — and
+    write dynamics.csv, classes.csv, curves.csv, summary.csv, findings.txt and (unless figures=False) the
+    figures under `out`. Returns the tables, the figure paths, the printed text and the wall time."""
     import pandas as pd
-    from tqdm.auto import tqdm
 
-    from ...checkpoints import load_state
-    from ...files import atomic_write_text
+    from ...data import load_dataset
     from ...data.toy import DEFAULT_STRENGTHS, make_toy_dataset
-    from ...errors import LosspathError, TrainingDiverged
+    from ...errors import LosspathError
     from ...hparams import Hparams
-    from ...run_lines import run_line
-    from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
-    from ...training import evaluate, logits_at, model_for, train
 
+    runtime, out, started = (runtime or Runtime()).checked(), Path(out), time.time()
     depths, init_scales = [int(d) for d in depths], [float(s) for s in init_scales]
     if not depths or min(depths) < 1:
         raise LosspathError(f"Depths r must be integers of at least 1, got {depths}.")
@@ -119,91 +96,108 @@ def _run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replic
         raise LosspathError(f"Init scales must be positive numbers, got {init_scales}.")
     if replicates < 1 or width < 1 or points < 3:
         raise LosspathError("--replicates and --width must be at least 1 and --points at least 3.")
-    if activation not in ("linear", "relu"):
-        raise LosspathError(f"Unknown activation {activation!r}; use linear or relu.")
+    check_choice(activation, ("linear", "relu"), "activation")
     strengths = [float(v) for v in (DEFAULT_STRENGTHS if strengths is None else strengths)]
     data = make_toy_dataset(strengths, per_class=per_class, noise=noise, dim=dim)
+    if not torch.equal(load_dataset(data.name).train.inputs, data.train.inputs):  # jobs find the data by name
+        raise LosspathError("Give the class strengths and the noise with at most 6 significant digits.")
     training = dict(TRAIN, **(train_overrides or {}))
+    nets = {(r, scale, seed): Hparams(dataset=data.name, model=f"deep{activation}_{r}_{width}", init_scale=scale,
+                                      seed=seed, **training)
+            for seed in range(replicates) for scale in init_scales for r in depths}
+    line_options = dict(split="train", points=points, device=runtime.device)
+    ex = make_executor(runtime, len(nets))
+    try:
+        runs = gathered(ex, {key: ex.submit(train_job, hp, runtime.root, None, runtime.device, runtime.threads, None,
+                                            True) for key, hp in nets.items()}, "training")
+        lines = gathered(ex, {(key, scheme): ex.submit(line_job, run_dir, 0, "last", None,
+                                                       dict(line_options, scheme=scheme), runtime.threads)
+                              for key, run_dir in runs.items() if run_dir for scheme in SCHEMES}, "lines")
+    finally:
+        ex.close()
 
-    started = time.time()
-    jobs = [(r, s, seed) for seed in range(replicates) for s in init_scales for r in depths]
     dyn, classes, curves, summary = [], [], [], []
-    for r, scale, seed in tqdm(jobs, desc="mli-toy", unit="net", disable=None if progress else True):
-        hp = Hparams(dataset=data.name, model=f"deep{activation}_{r}_{width}", init_scale=scale, seed=seed,
-                     **training)
-        key = dict(r=r, init_scale=scale, replicate=seed)
-        try:
-            run = train(hp, root=root, dataset=data, progress=progress, device=device)
-        except TrainingDiverged:
-            summary.append(dict(**key, scheme="all", status="diverged"))
-            continue
-        model = model_for(hp, data)
-        model.load_state_dict(load_state(run.checkpoint(run.done()["last_step"])))
-        status = "trained" if evaluate(model, data.train)[1] < 0.5 * (1 - 1 / data.num_classes) else "not trained"
-        d = toy_dynamics(run, model, data)
-        dyn.append(d.assign(**key, strength=d.cls.map(dict(enumerate(strengths)))))
-        final = d[d.step == d.step.max()].sort_values("cls")
-        learned = final.learned_step.to_numpy()
-        ranks = pd.Series(np.where(learned < 0, np.inf, learned)).rank(method="min").to_numpy()
-        for row, rank in zip(final.itertuples(), ranks):
-            classes.append(dict(**key, cls=row.cls, strength=strengths[row.cls], learned_step=row.learned_step,
-                                learned_rank=int(rank) if row.learned_step >= 0 else -1,
-                                final_weight_norm=row.weight_norm, final_bias=row.bias_value))
-        bias = final.bias_value.to_numpy()
-        top = int(bias.argmax())
-        dominance = init_dominance(logits_at(model, load_state(run.checkpoint(0)), data.train), bias,
-                                   logits_at(model, model.state_dict(), data.train))
-        # the last-learned class: largest learned step (a class never learned counts as learned last); with the
-        # checkpoint grid several classes can tie, and the largest-bias class counts as last if it is among them
-        when = np.where(learned < 0, np.inf, learned)
-        last_learned = int(np.argmax(when))
-        tied = int((when == when.max()).sum())
-        for scheme in SCHEMES:
-            line = run_line(run, model, data, 0, "last", split="train", points=points, scheme=scheme, device=device)
-            shares = line.class_counts / max(line.num_examples, 1)
-            curves.append(pd.DataFrame(dict(**{c: [v] * len(line.alphas) for c, v in key.items()}, scheme=scheme,
-                                            alpha=line.alphas, loss=line.loss, error=line.error,
-                                            dominant_class=shares.argmax(1), bias_argmax_share=shares[:, top])))
-            m = summarize(line.alphas, line.loss, "loss") | summarize(line.alphas, line.error, "error")
-            m |= regime_plateaus(line.alphas, line.loss, line.error, data.num_classes)
-            on = (line.alphas > 0) & (line.alphas < m["error_plateau_end_chance"])
-            common, common_share = common_class_share(line.alphas, line.class_counts, m["error_plateau_end_chance"])
-            summary.append(dict(**key, scheme=scheme, status=status, final_error=line.error[-1],
-                                final_loss=line.loss[-1], **m, **dominance, common_class=common,
-                                common_class_share=common_share, last_learned_class=last_learned,
-                                last_learned_tied=tied, largest_bias_class=top,
-                                last_learned_has_largest_bias=bool(when[top] == when.max()),
-                                bias_spread=float(bias.max() - bias.min()),
-                                bias_argmax_share_plateau=float(shares[on, top].mean()) if on.any() else math.nan))
+    with torch_threads(runtime.threads):
+        for (r, scale, seed), run_dir in runs.items():
+            key = dict(r=r, init_scale=scale, replicate=seed)
+            if run_dir is None:
+                summary.append(dict(**key, scheme="all", status="diverged"))
+                continue
+            net = toy_net(Run.open(run_dir), data, strengths, {s: lines[(r, scale, seed), s] for s in SCHEMES}, key)
+            dyn.append(net["dynamics"])
+            classes += net["classes"]
+            curves += net["curves"]
+            summary += net["summary"]
     if not dyn:
         raise LosspathError("Every toy run diverged; lower the learning rate (--lr).")
     tables = dict(dynamics=pd.concat(dyn, ignore_index=True), classes=pd.DataFrame(classes),
                   curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary))
-    out = Path(out)
-    write_tables(out, tables)
+    return finish_study(out, study="mli-toy", tables=tables, figures=_figures(tables, out) if figures else [],
+                        text=describe(tables, strengths, training), runtime=runtime, started=started,
+                        settings=dict(training=training, data=data.name, width=width, activation=activation),
+                        options=dict(depths=depths, init_scales=init_scales, replicates=replicates, points=points),
+                        captions=CAPTIONS, title="MLI plateau: the toy model (Wang et al. 2023)",
+                        summary_keys=["r", "init_scale", "scheme"])
+
+
+def toy_net(run, data, strengths, lines: dict, key: dict) -> dict:
+    """What the study records of one trained toy net (`key`: its r, init scale and replicate): its dynamics
+    (toy_dynamics), per-class rows, and per scheme its curve and its summary row, from its `lines` (scheme →
+    LineResult from 0 to last)."""
+    import numpy as np
+    import pandas as pd
+
+    from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
+    from ...training import evaluate, logits_at, model_for
+
+    model = model_for(run.hparams, data)
+    model.load_state_dict(run.load_checkpoint(run.done()["last_step"]))
+    status = "trained" if evaluate(model, data.train)[1] < 0.5 * (1 - 1 / data.num_classes) else "not trained"
+    d = toy_dynamics(run, model, data)
+    final = d[d.step == d.step.max()].sort_values("cls")
+    learned = final.learned_step.to_numpy()
+    ranks = pd.Series(np.where(learned < 0, np.inf, learned)).rank(method="min").to_numpy()
+    classes = [dict(**key, cls=row.cls, strength=strengths[row.cls], learned_step=row.learned_step,
+                    learned_rank=int(rank) if row.learned_step >= 0 else -1, final_weight_norm=row.weight_norm,
+                    final_bias=row.bias_value) for row, rank in zip(final.itertuples(), ranks)]
+    bias = final.bias_value.to_numpy()
+    top = int(bias.argmax())
+    dominance = init_dominance(logits_at(model, run.load_checkpoint(0), data.train), bias,
+                               logits_at(model, model.state_dict(), data.train))
+    # the last-learned class: largest learned step (a class never learned counts as learned last); with the
+    # checkpoint grid several classes can tie, and the largest-bias class counts as last if it is among them
+    when = np.where(learned < 0, np.inf, learned)
+    last_learned, tied = int(np.argmax(when)), int((when == when.max()).sum())
+    curves, summary = [], []
+    for scheme, line in lines.items():
+        shares = line.class_counts / max(line.num_examples, 1)
+        curves.append(pd.DataFrame(dict(**{c: [v] * len(line.alphas) for c, v in key.items()}, scheme=scheme, alpha=line.alphas, loss=line.loss, error=line.error,
+                                        dominant_class=shares.argmax(1), bias_argmax_share=shares[:, top])))
+        m = summarize(line.alphas, line.loss, "loss") | summarize(line.alphas, line.error, "error")
+        m |= regime_plateaus(line.alphas, line.loss, line.error, data.num_classes)
+        on = (line.alphas > 0) & (line.alphas < m["error_plateau_end_chance"])
+        common, common_share = common_class_share(line.alphas, line.class_counts, m["error_plateau_end_chance"])
+        summary.append(dict(**key, scheme=scheme, status=status, final_error=line.error[-1], final_loss=line.loss[-1], **m,
+                            **dominance, common_class=common, common_class_share=common_share,
+                            last_learned_class=last_learned, last_learned_tied=tied, largest_bias_class=top,
+                            last_learned_has_largest_bias=bool(when[top] == when.max()),
+                            bias_spread=float(bias.max() - bias.min()),
+                            bias_argmax_share_plateau=float(shares[on, top].mean()) if on.any() else math.nan))
+    dynamics = d.assign(**key, strength=d.cls.map(dict(enumerate(strengths))))
+    return dict(dynamics=dynamics, classes=classes, curves=curves, summary=summary)
+
+
+def _figures(tables: dict, out: Path) -> list:
+    """The three figures; dynamics and curves show the smallest init scale at which every depth trained."""
     from .figures import plot_toy_curves, plot_toy_dynamics, plot_toy_plateau
 
-    trained = tables["summary"][tables["summary"].status == "trained"]
-    # The dynamics and curves figures show the smallest init scale at which every depth trained.
-    runs = tables["summary"][tables["summary"].scheme == "all"]
+    summary = tables["summary"]
+    runs = summary[summary.scheme == "all"]
     every = [v for v, g in runs.groupby("init_scale") if (g.status == "trained").all()]
     shown = min(every) if every else float(runs.init_scale.min())
-    if figures:
-        figures = plot_toy_dynamics(tables["dynamics"], out / "toy_dynamics", init_scale=shown)
-        figures += plot_toy_plateau(trained, out / "toy_plateau")
-        figures += plot_toy_curves(tables["curves"], out / "toy_curves", init_scale=shown)
-    else:
-        figures = []
-    text = describe(tables, strengths, training)
-    atomic_write_text(out / "findings.txt", text + "\n")
-    seconds = time.time() - started
-    from ...report import write_report, write_study_metadata
-
-    write_study_metadata(out, study="mli-toy", title="MLI plateau: the toy model (Wang et al. 2023)",
-                         settings=dict(training=training, data=data.name, width=width, activation=activation),
-                         options=dict(depths=depths, init_scales=init_scales, replicates=replicates, points=points),
-                         seconds=seconds, device=device, captions=CAPTIONS, summary_keys=["r", "init_scale", "scheme"])
-    return dict(**tables, figures=figures, text=text, seconds=seconds, report=write_report(out))
+    return (plot_toy_dynamics(tables["dynamics"], out / "toy_dynamics", init_scale=shown)
+            + plot_toy_plateau(summary[summary.status == "trained"], out / "toy_plateau")
+            + plot_toy_curves(tables["curves"], out / "toy_curves", init_scale=shown))
 
 
 def describe(tables: dict, strengths, training: dict) -> str:
@@ -291,10 +285,7 @@ def cli(
     steps: Optional[str] = typer.Option(None, "--steps", help=f"GD iterations (default {TRAIN['steps']})."),
     lr: Optional[float] = typer.Option(None, "--lr", help=f"GD step size (default {TRAIN['lr']})."),
     out: Path = typer.Option(Path("results/mli_toy"), "--out", help="Output directory."),
-    root: Optional[Path] = ROOT_OPTION,
-    device: Optional[str] = DEVICE_OPTION,
-    threads: Optional[int] = THREADS_OPTION,
-    quiet: bool = QUIET_OPTION,
+    runtime: Runtime = None,
 ):
     """Wang et al. 2023's simple model: per-class weights and biases over training; plateau vs r and init scale.
 
@@ -304,13 +295,10 @@ def cli(
       losspath reproduce mli-toy -d 2 -d 4 --init-scale 0.1 --activation relu --noise 0.2
     """
     overrides = {k: v for k, v in dict(steps=steps, lr=lr).items() if v is not None}
-    from ...sweeps import torch_threads
-
-    with torch_threads(threads):
-        result = run_study(depths=depth or DEFAULT_DEPTHS, init_scales=init_scale or DEFAULT_INIT_SCALES,
-                           replicates=replicates, width=width, activation=activation, strengths=strength or None,
-                           per_class=per_class, noise=noise, dim=dim, points=points, train_overrides=overrides, out=out,
-                           root=root, device=device, progress=not quiet)
+    result = run_study(depths=depth or DEFAULT_DEPTHS, init_scales=init_scale or DEFAULT_INIT_SCALES,
+                       replicates=replicates, width=width, activation=activation, strengths=strength or None,
+                       per_class=per_class, noise=noise, dim=dim, points=points, train_overrides=overrides, out=out,
+                       runtime=runtime)
     echo_result(result, out, "dynamics.csv, classes.csv, curves.csv, summary.csv")
 
 

@@ -7,7 +7,7 @@ weight matching, B permuted by activation matching (losspath.align) — and, for
 with interpolated running statistics and with statistics recomputed at every point on the training set.
 Report the loss and error barrier heights (max along the line minus the mean of the ends, the definition
 Ainsworth et al. use for the loss barrier) and the chord barriers (Entezari et al. 2022).
-The recipe: Hparams → sweeps executor (train_job, aligned_lines.aligned_line_job) → metrics → figures.
+The recipe: Hparams → executor (jobs.train_job, aligned_lines.aligned_line_job) → metrics → figures.
 """
 from __future__ import annotations
 
@@ -17,19 +17,19 @@ from pathlib import Path
 from typing import Optional
 
 import pandas as pd
-import torch
 import typer
 from torch import nn
 
 from ...aligned_lines import METHODS, aligned_line_job
-from ...files import atomic_write_text
 from ...errors import LosspathError
 from ...hparams import Hparams
 from ...metrics import barrier, barrier_height
 from ...store import Run
-from ...sweeps import cached_dataset, check_threads, make_executor, train_job
+from ...executors import make_executor
+from ...jobs import cached_dataset, train_job
+from ...runtime import Runtime
 from ...training import model_for
-from ..harness import JOB_RUNTIME, echo_result, gathered, study_app, write_tables
+from ..harness import check_choice, echo_result, finish_study, gathered, study_app
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,11 @@ def has_batchnorm(model: nn.Module) -> bool:
 
 def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: int = 1, points: int = 11,
               split: str = "test", methods=METHODS, bn_batches: int | None = None,
-              out: str | Path = "results/rebasin", root=None, data_root=None,
-              steps: str | None = None, device=None, progress: bool = True, executor: str = "local",
-              scheduler: str | None = None, workers: int | None = None, threads: int | None = None) -> dict:
+              out: str | Path = "results/rebasin", steps: str | None = None, runtime: Runtime | None = None) -> dict:
     """Train (or reuse) every replicate, evaluate every line, write runs.csv, curves.csv, summary.csv, the
     figures and the report. `widths` maps a setting to its widths (default: the setting's own); `bn_batches`
     limits the training batches BatchNorm statistics are recomputed from (default: the whole training split)."""
-    settings = list(settings)
-    check_threads(threads)
+    runtime, settings, out, started = (runtime or Runtime()).checked(), list(settings), Path(out), time.time()
     for name in [*settings, *(widths or {})]:
         if name not in SETTINGS:
             raise LosspathError(f"Unknown setting {name!r}; known settings: {', '.join(SETTINGS)}.")
@@ -102,16 +99,13 @@ def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: i
         raise LosspathError(f"--bn-batches must be at least 1, not {bn_batches}.")
     if pairs < 1 or points < 3:
         raise LosspathError("--pairs must be at least 1 and --points at least 3.")
-    if split not in ("train", "test"):
-        raise LosspathError(f"Unknown split {split!r}; use 'train' or 'test'.")
+    check_choice(split, ("train", "test"), "split")
     if not methods or any(m not in METHODS for m in methods):
         raise LosspathError(f"--method must be one of {', '.join(METHODS)}.")
-    root, data_root = (str(p) if p is not None else None for p in (root, data_root))
-    out, started = Path(out), time.time()
-    threads = threads or torch.get_num_threads()
+    root, data_root, device, threads = runtime.root, runtime.data_root, runtime.device, runtime.threads
 
     runs, lines, modes = {}, {}, {}
-    ex = make_executor(executor, scheduler=scheduler, workers=workers)
+    ex = make_executor(runtime, 2 * pairs * sum(len(w) for w in widths.values()))
     try:
         for name in settings:
             for w in widths[name]:
@@ -129,29 +123,21 @@ def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: i
                             lines[name, w, p, method, bn] = ex.submit(aligned_line_job, runs[name, w, 2 * p],
                                                                       runs[name, w, 2 * p + 1], method, data_root,
                                                                       options, threads)
-        run_dirs = gathered(ex, runs, "training", progress)
-        results = gathered(ex, lines, "lines", progress)
+        run_dirs = gathered(ex, runs, "training")
+        results = gathered(ex, lines, "lines")
     finally:
         ex.close()
 
     tables = _tables(run_dirs, results, split)
-    write_tables(out, tables)
     from .figures import draw_all
 
-    figures = draw_all(tables["curves"], tables["summary"], out)
-    text = describe(tables)
-    atomic_write_text(out / "findings.txt", text + "\n")
-    from ...report import write_report, write_study_metadata
-
-    write_study_metadata(out, study="rebasin", captions=CAPTIONS, seconds=time.time() - started, device=device,
-                         settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, widths=list(widths[n]),
-                                           **SETTINGS[n].train) for n in settings},
-                         options=dict(pairs=pairs, points=points, split=split, methods=list(methods), steps=steps,
-                                      bn_batches=bn_batches,
-                                      executor=executor, threads=threads),
-                         summary_keys=["setting", "width", "method", "batchnorm"])
-    report = write_report(out)
-    return dict(**tables, figures=figures, text=text, report=report, seconds=time.time() - started)
+    return finish_study(out, study="rebasin", tables=tables, figures=draw_all(tables["curves"], tables["summary"], out),
+                        text=describe(tables), runtime=runtime, started=started,
+                        options=dict(pairs=pairs, points=points, split=split, methods=list(methods), steps=steps,
+                                     bn_batches=bn_batches),
+                        settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, widths=list(widths[n]),
+                                          **SETTINGS[n].train) for n in settings},
+                        captions=CAPTIONS, summary_keys=["setting", "width", "method", "batchnorm"])
 
 
 def _tables(run_dirs: dict, results: dict, split: str) -> dict:
@@ -260,7 +246,7 @@ def cli(
                                              "statistics are recomputed from at each α (default: all)."),
     steps: Optional[str] = typer.Option(None, "--steps", help="Override every setting's training length."),
     out: Path = typer.Option(Path("results/rebasin"), "--out", help="Output directory."),
-    runtime: dict = None,
+    runtime: Runtime = None,
 ):
     """Git Re-Basin: the line between two replicates, naive vs weight- and activation-matched, against width.
 
@@ -270,8 +256,8 @@ def cli(
       losspath reproduce rebasin --setting mnist1d-resnet --widths mnist1d-resnet=4,8,16,32,64 --pairs 3
     """
     result = run_study(setting, widths=_parse_widths(widths), pairs=pairs, points=points, split=split, methods=method,
-                       bn_batches=bn_batches, out=out, steps=steps, **runtime)
+                       bn_batches=bn_batches, out=out, steps=steps, runtime=runtime)
     echo_result(result, out, "runs.csv, curves.csv, summary.csv")
 
 
-app = study_app(cli, JOB_RUNTIME)
+app = study_app(cli)
