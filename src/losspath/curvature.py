@@ -30,6 +30,7 @@ from torch import nn
 from torch.func import functional_call, grad, jvp
 
 from .errors import LosspathError
+from .keys import tensor_name
 from .lines.data_source import DataSource
 from .lines.stacked import fill_tied
 from .lines.states import check_finite, interpolated_state, resolve_state
@@ -149,7 +150,7 @@ def lanczos_top(hvp, dim: int, *, iterations: int, tol: float, seed: int, dtype=
         beta = float(w.norm())
         tri = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
         ritz, vectors = np.linalg.eigh(tri)
-        value, residual = float(ritz[-1]), abs(beta * vectors[-1, -1])
+        value, residual = float(ritz[-1]), float(abs(beta * vectors[-1, -1]))
         if residual <= tol * abs(value) or beta <= 1e-12 * max(1.0, abs(value)):
             return Curvature(value, residual, k + 1, True)
         betas.append(beta)
@@ -248,7 +249,7 @@ def sharpness_along_run(run_dir, data, *, steps=None, trace: bool = False, trace
 
 
 def _at(model, state, data, trace: bool, trace_samples: int, options: dict) -> dict:
-    if any(k.endswith("running_var") and bool((v < 0).any()) for k, v in state.items()):
+    if any(tensor_name(k) == "running_var" and bool((v < 0).any()) for k, v in state.items()):
         out = {"sharpness": float("nan"), "residual": float("nan"), "iterations": 0}
         return out | ({"trace": float("nan"), "trace_se": float("nan")} if trace else {})
     found = sharpness_details(model, state, data, **options)
