@@ -281,3 +281,12 @@ def test_plane_metrics_and_mse(mlp_data):
                 out = net(x)
             assert result.loss[i, j] == pytest.approx(F.mse_loss(out, target).item(), rel=1e-5)
             assert result.metrics["top"][i, j] == pytest.approx(out.max(1).values.mean().item(), rel=1e-5)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small nets: one torch thread is faster than two waiting on each other when other work shares the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

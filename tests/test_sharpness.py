@@ -179,3 +179,12 @@ def test_sharpness_along_run_is_sharpness_at_each_checkpoint(tmp_path, capsys):
     net = model_for(run.hparams, data)
     for step, value in zip(frame.step, frame.sharpness):
         assert value == sharpness(net, run.load_checkpoint(step), data.test, examples=100)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets: one torch thread is faster than two waiting on each other when other work shares the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
