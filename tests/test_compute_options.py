@@ -79,6 +79,7 @@ def test_default_training_gives_the_numbers_from_before_the_options():
     run = train(MLP, dataset=make_blobs(), progress=False)
     assert run.done()["test_loss"] == pytest.approx(0.32231293118797993, rel=1e-6)
     assert run.done()["train_batches_loss"] == pytest.approx(0.20391171372362546, rel=1e-6)
+    assert run.done()["train_batches_error"] == pytest.approx(0.0714286, abs=1e-6)  # its 7 batches: 6 of 32, 1 of 8
     run = train(RESNET, dataset=cifar_shaped(), progress=False)
     assert run.done()["test_loss"] == pytest.approx(2.338682851501572, rel=1e-6)
 

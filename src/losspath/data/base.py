@@ -28,13 +28,14 @@ class Split:
         (ImageNet's random resized crop, at decode) draws from it; in-memory splits ignore it (their
         augmentation is `Dataset.augment`, on the batch).
         """
-        return self.inputs[index], self.targets[index]
+        index = index.to(self.inputs.device)  # index_select: a third of advanced indexing's time, same values
+        return self.inputs.index_select(0, index), self.targets.index_select(0, index.to(self.targets.device))
 
     def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Consecutive batches in order, the last one possibly short (for evaluation)."""
         n = len(self)
         for lo in range(0, n, batch_size):
-            yield self.batch(torch.arange(lo, min(lo + batch_size, n)))
+            yield self.batch(torch.arange(lo, min(lo + batch_size, n), device=self.targets.device))
 
     @property
     def input_shape(self) -> tuple[int, ...]:

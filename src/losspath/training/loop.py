@@ -41,6 +41,7 @@ PROGRESS_SECONDS = 60.0  # without a terminal (a log file, nohup): one progress 
 RESUME_SECONDS = 30.0  # at most this much training is redone after an interruption between checkpoints
 FULL_BATCH_CHUNK = 4096  # full-batch gradients are accumulated over chunks of this many examples
 FLUSH_EVERY = 64  # batch losses stay on the device this many iterations at most before the host reads them
+KEEP_LOGITS = 2**16  # a batch's logits up to this many values wait for the read to count wrong predictions
 
 
 def _generator(*key: int) -> torch.Generator:
@@ -228,7 +229,7 @@ def _loop(run: Run, data: Dataset, model, plan: dict, progress: bool, device: to
     while True:
         epoch, pos = divmod(t, per_epoch)
         if pending and (pos == 0 or t == last or t in schedule or len(pending) >= FLUSH_EVERY):
-            _read_batch_stats(pending, sums, resumed_at, hp)
+            _read_batch_stats(pending, sums, resumed_at, hp, world)
         if t in schedule and main:
             save_state(run.checkpoint(t), model.state_dict())
         if (pos == 0 or t == last) and t != resumed_at and main:
@@ -256,7 +257,7 @@ def _loop(run: Run, data: Dataset, model, plan: dict, progress: bool, device: to
             index = order[pos * hp.batch_size:(pos + 1) * hp.batch_size]
         gen = _generator(hp.order_seed, epoch, pos, 1, rank) if augment else None
         chunk = FULL_BATCH_CHUNK if full_batch else len(index)
-        stats = torch.zeros(2, dtype=torch.float64, device=device)  # summed loss and wrong predictions
+        batch_loss = batch_wrong = None  # summed over the batch (its chunks in float64, in order)
         for lo in range(0, len(index), chunk):
             part = index[lo:lo + chunk].tensor_split(world)[rank]
             x, y = data.train.batch(part, gen)  # a split may augment at decode (ImageNet crops)
@@ -269,10 +270,15 @@ def _loop(run: Run, data: Dataset, model, plan: dict, progress: bool, device: to
                 logits = logits.float()
             loss = F.cross_entropy(logits, y, reduction="sum")
             (loss * (world / len(index))).backward()  # DDP averages over ranks: the global batch mean
-            stats += torch.stack([loss.detach().double(), (logits.argmax(1) != y).sum().double()])
-        if world > 1:
-            torch.distributed.all_reduce(stats)
-        pending.append((t, len(index), stats))
+            if batch_loss is None and len(index) == len(part) and logits.numel() <= KEEP_LOGITS:
+                batch_loss, batch_wrong = loss.detach(), (logits.detach(), y)  # counted when read, in bulk
+                continue
+            wrong = (logits.argmax(1) != y).sum()
+            if batch_loss is None:
+                batch_loss, batch_wrong = loss.detach(), wrong
+            else:
+                batch_loss, batch_wrong = batch_loss.double() + loss.detach().double(), batch_wrong + wrong
+        pending.append((t, len(index), batch_loss, batch_wrong))
         opt.step()
         t += 1
         bar.update(1)
@@ -294,17 +300,41 @@ def _loop(run: Run, data: Dataset, model, plan: dict, progress: bool, device: to
     (run.resume_file).unlink(missing_ok=True)
 
 
-def _read_batch_stats(pending: list, sums: list, resumed_at: int | None, hp: Hparams) -> None:
+def _read_batch_stats(pending: list, sums: list, resumed_at: int | None, hp: Hparams, world: int = 1) -> None:
     """Add the batch losses and errors still on the device to the epoch's `sums` (in iteration order, as the
-    loop always summed them), and raise TrainingDiverged at the first iteration whose loss is not finite."""
-    rows = torch.stack([s for _, _, s in pending]).cpu().tolist()
-    for (t, size, _), (loss, wrong) in zip(pending, rows):
+    loop always summed them; summed over the DDP ranks first), and raise TrainingDiverged at the first iteration
+    whose loss is not finite. One read for many iterations: each iteration itself adds one reduction (the wrong
+    predictions) to its forward and backward."""
+    losses = [loss for _, _, loss, _ in pending]
+    same = all(loss.dtype == losses[0].dtype for loss in losses)
+    losses = torch.stack(losses if same else [loss.double() for loss in losses]).double()
+    stats = torch.stack([losses, _wrong_predictions([wrong for *_, wrong in pending]).double()], 1)
+    if world > 1:
+        torch.distributed.all_reduce(stats)
+    rows = stats.cpu().tolist()
+    for (t, size, *_), (loss, wrong) in zip(pending, rows):
         if not math.isfinite(loss):
             raise TrainingDiverged(_divergence(loss, t, resumed_at, hp))
         sums[0] += loss / size
         sums[1] += wrong / size
         sums[2] += 1
     pending.clear()
+
+
+def _wrong_predictions(items: list) -> torch.Tensor:
+    """Wrong predictions per iteration: an item is the count, or the batch's (logits, targets) still to count;
+    those are counted together, one argmax per batch shape (an epoch's last batch may be shorter)."""
+    counts = list(items)
+    shapes: dict[tuple, list[int]] = {}
+    for i, item in enumerate(items):
+        if isinstance(item, tuple):
+            shapes.setdefault(tuple(item[0].shape), []).append(i)
+    for rows in shapes.values():
+        logits = torch.stack([items[i][0] for i in rows])
+        targets = torch.stack([items[i][1] for i in rows])
+        for i, wrong in zip(rows, (logits.argmax(2) != targets).sum(1)):
+            counts[i] = wrong
+    return torch.stack(counts)
 
 
 def made_with(device: torch.device, processes: int = 1, options: ComputeOptions = DEFAULT) -> dict:
