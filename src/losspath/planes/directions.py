@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from ..errors import LosspathError
+from ..keys import State
 from ..lines.states import resolve_state
 
-State = dict[str, torch.Tensor]
 
 LABELS = ("θ1", "θ2", "θ3")
 

@@ -15,6 +15,7 @@ import numpy as np
 from torch import nn
 
 from ..errors import LosspathError
+from ..keys import is_bn_stat
 from ..lines.engine import evaluate_line
 from ..lines.stacked import fill_tied
 from ..lines.states import check_finite, resolve_state
@@ -22,7 +23,6 @@ from .directions import Plane, floating_keys
 from .result import PlaneResult
 
 BATCHNORM_MODES = ("interpolate", "recompute", "origin")
-BN_STATS = ("running_mean", "running_var")  # BatchNorm running statistics, by name
 LINE_ONLY = ("points", "alphas", "scheme", "hold", "progress", "batchnorm")
 
 
@@ -121,7 +121,7 @@ def _row(origin, u, v, a: float, hold_bn: bool):
     statistics are the origin's (the line engine then holds them, batchnorm="end")."""
     start, end = {}, {}
     for k, t in origin.items():
-        if not t.is_floating_point() or (hold_bn and k.rsplit(".", 1)[-1] in BN_STATS):
+        if not t.is_floating_point() or (hold_bn and is_bn_stat(k)):
             start[k], end[k] = t, t
             continue
         at_a = t.double() + a * u[k]
