@@ -84,7 +84,7 @@ def _epochs(run: Run) -> list[tuple[int, int]]:
 
 def _metrics(run: Run) -> pd.DataFrame:
     """metrics.csv with an `epoch` column (the training loop logs at every epoch boundary)."""
-    frame = pd.read_csv(run.dir / "metrics.csv")
+    frame = pd.read_csv(run.metrics_file)
     return frame.assign(epoch=frame.step // int(run.info()["iterations_per_epoch"]))
 
 
