@@ -106,6 +106,11 @@ def test_plane_equals_plain_loop_mlp(mlp_data):
     np.testing.assert_allclose(result.loss, loss, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result.error, error, atol=1e-9)
     assert not result.undefined.any()
+    # a net without BatchNorm has no statistics to recompute or hold: every mode gives the same numbers
+    for bn in ("recompute", "origin"):
+        other = evaluate_plane(MLP(), plane, (x, y), grid=(A_VALUES, B_VALUES), batchnorm=bn, train_data=(x, y),
+                               progress=False)
+        np.testing.assert_array_equal(other.loss, result.loss)
 
 
 @pytest.mark.parametrize("bn", ["interpolate", "origin", "recompute"])

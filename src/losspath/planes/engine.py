@@ -65,6 +65,8 @@ def evaluate_plane(model: nn.Module, origin, u=None, v=None, data=None, *, grid,
     check_finite(origin, "origin")
     u, v = (_direction(model, origin, d, name) for d, name in ((u, "u"), (v, "v")))
     line_bn = {"interpolate": "interpolate", "recompute": "recompute", "origin": "end"}[batchnorm]
+    if not any(is_bn_stat(k) for k in origin):  # no statistics to recompute or hold
+        line_bn = "interpolate"
 
     shape = (len(a_values), len(b_values))
     loss = np.full(shape, np.nan)
