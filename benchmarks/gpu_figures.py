@@ -163,7 +163,8 @@ def line_figures(sizes: dict, device: torch.device, test: Split, train_split: Sp
                                                             sizes["batch"], sizes["bn_batches"]), device)
         ours = np.interp(some, alphas, result.loss)
         out[batchnorm] = dict(engine_s=seconds, plain_s=plain_seconds * points / len(some),
-                              max_relative_difference=float(np.max(np.abs(ours - plain) / np.abs(plain))))
+                              max_relative_difference=float(np.max(np.abs(ours - plain) / np.abs(plain))),
+                              plan={k: result.info[k] for k in ("chunk", "per_call", "batch_size", "path")})
     for label, options in (("tf32", ComputeOptions(tf32=True)), ("bf16", ComputeOptions(bf16=True)),
                            ("channels_last", ComputeOptions(channels_last=True))):
         try:
@@ -237,7 +238,7 @@ def main(argv=None) -> None:
         extra = f", BN statistics from {sizes['bn_batches']} batches of {sizes['batch']}" if batchnorm == "recompute" else ""
         say(f"BN {batchnorm:11s} engine {f['engine_s']:8.2f} s   plain per-α loop {f['plain_s']:8.2f} s "
             f"(timed on {sizes['plain_alphas']} α, scaled)   speed-up {f['plain_s'] / f['engine_s']:5.1f}×   "
-            f"max rel. difference {f['max_relative_difference']:.1e}{extra}")
+            f"max rel. difference {f['max_relative_difference']:.1e}{extra}; engine plan {f['plan']}")
     for label in ("tf32", "bf16", "channels_last"):
         f = lines[label]
         say(f"{label:14s} " + (f"skipped: {f['skipped']}" if "skipped" in f else

@@ -10,7 +10,8 @@ each layer becomes one batched matmul over α. The first layer runs twice per ba
 Memory and chunking: the α are split into *state chunks* (their stacked tensors held at once, sized so that
 stacks + activations fit `max_memory`), and each batch of data runs through a state chunk in *calls* of a few
 α at a time, sized so one call's activations stay near WORKING_SET bytes: larger calls stream their
-activations through main memory and are slower, not faster. Activation size is measured by a probe forward.
+activations through main memory and are slower, not faster (on a GPU, GPU_WORKING_SET: larger calls keep it
+busy). Activation size is measured by a probe forward.
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ from .states import check_endpoints, check_finite, resolve_state
 from .undefined import NAN_OUTPUT, Float64Check, negative_variances
 
 EVAL_BATCH = 256  # evaluation batch size when we choose it (tensors and Splits, batch_size=None)
-WORKING_SET = 64 * 2**20  # activation bytes one vmapped call aims at
+WORKING_SET = 64 * 2**20  # activation bytes one vmapped call aims at (CPU: the caches)
+GPU_WORKING_SET = 512 * 2**20  # the same on a GPU, where larger calls keep it busy (max_memory still bounds them)
 BN_BATCH_SIZE = 128  # training batch size for recomputed BN statistics, unless batch_size is given
 MIN_PAIR_ALPHAS = 5  # the ReLU-pair shortcut costs four α's worth of matrix products per batch
 PAIR_TABLE = 5 * 2**19  # bytes of second-layer outputs (all α of a batch) the ReLU-pair shortcut aims at
@@ -146,7 +148,7 @@ def evaluate_line(model: nn.Module, start, end, data, *, points: int = 100, alph
     train_bs = batch_size or BN_BATCH_SIZE
     widest = max(eval_bs, train_bs if train is not None else 0)
     chunk, per_call = _plan(len(alphas), line.bytes_per_alpha(), widest * input_bytes, widest * act_bytes,
-                            max_memory)
+                            max_memory, WORKING_SET if device.type == "cpu" else GPU_WORKING_SET)
 
     names = list(objective.metric_names)
     loss_values = np.zeros(len(alphas))
@@ -288,13 +290,14 @@ def _evaluate_chunk(line: StackedLine, stacked: State, fixed: State, alphas: tor
     return examples
 
 
-def _plan(n_alphas: int, param_bytes: int, input_bytes: int, act_bytes: int, max_memory: int) -> tuple[int, int]:
+def _plan(n_alphas: int, param_bytes: int, input_bytes: int, act_bytes: int, max_memory: int,
+          working_set: int = WORKING_SET) -> tuple[int, int]:
     """(α per state chunk, α per vmapped call). `input_bytes`/`act_bytes` are per batch (act_bytes per α).
 
-    Calls hold about WORKING_SET bytes of activations (at least one α); the state chunk takes as many α as the
+    Calls hold about `working_set` bytes of activations (at least one α); the state chunk takes as many α as the
     rest of `max_memory` holds, so usually every α shares one pass over the data.
     """
-    per_call = int(min(n_alphas, max(1, WORKING_SET // act_bytes), max(1, max_memory // (param_bytes + act_bytes))))
+    per_call = int(min(n_alphas, max(1, working_set // act_bytes), max(1, max_memory // (param_bytes + act_bytes))))
     room = max_memory - input_bytes - per_call * act_bytes
     chunk = int(min(n_alphas, max(per_call, room // max(param_bytes, 1))))
     chunk = math.ceil(n_alphas / math.ceil(n_alphas / chunk))  # equal chunks
