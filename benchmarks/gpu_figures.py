@@ -153,6 +153,7 @@ def line_figures(sizes: dict, device: torch.device, test: Split, train_split: Sp
                              if batchnorm == "recompute" else None, progress=False, options=options)
 
     engine("interpolate")  # warm-up: CUDA context, cuDNN, kernels
+    exact = None
     with ComputeOptions().numerics(device):  # the plain loop in exact float32 too
         plain_line(model, start, end, x[:256], y[:256], alphas[:1])
     for batchnorm in ("interpolate", "recompute"):
@@ -162,6 +163,8 @@ def line_figures(sizes: dict, device: torch.device, test: Split, train_split: Sp
             plain_seconds, plain = timed(lambda: plain_line(model, start, end, x, y, some, train_arg,
                                                             sizes["batch"], sizes["bn_batches"]), device)
         ours = np.interp(some, alphas, result.loss)
+        if batchnorm == "interpolate":
+            exact = result.loss
         out[batchnorm] = dict(engine_s=seconds, plain_s=plain_seconds * points / len(some),
                               max_relative_difference=float(np.max(np.abs(ours - plain) / np.abs(plain))),
                               plan={k: result.info[k] for k in ("chunk", "per_call", "batch_size", "path")})
@@ -172,7 +175,6 @@ def line_figures(sizes: dict, device: torch.device, test: Split, train_split: Sp
         except LosspathError as e:
             out[label] = dict(skipped=str(e))
             continue
-        exact = engine("interpolate").loss
         out[label] = dict(engine_s=seconds, max_abs_loss_difference=float(np.max(np.abs(result.loss - exact))),
                           max_relative_difference=float(np.max(np.abs(result.loss - exact) / exact)))
     return out
@@ -188,7 +190,7 @@ def projection(rates: dict, lines: dict, eval_s: float, save_s: float) -> dict:
     evaluations = STUDY_REPLICATES * (plan["last_step"] // plan["iterations_per_epoch"] + 1)  # each epoch end and t=0
     saves = STUDY_REPLICATES * 2 * len(plan["schedule"])  # a checkpoint and a resume point at each
     out = dict(iterations=iterations, lines=n_lines, evaluations=evaluations, saves=saves, checkpoints=len(plan["schedule"]))
-    for label in ("fp32 (exact, default)", "bf16 + channels_last", "compiled (fp32)"):
+    for label in ("fp32 (exact, default)", "tf32", "bf16 + channels_last", "compiled (fp32)"):
         if label not in rates or not isinstance(rates[label], float):
             continue
         parts = dict(training_s=iterations / rates[label], lines_s=n_lines * lines["interpolate"]["engine_s"],
@@ -208,14 +210,23 @@ def main(argv=None) -> None:
     if device.type == "cpu":
         torch.set_num_threads(1)  # small nets: more threads buy little and collapse on a shared machine
     lines_out = []
+    record = dict(smoke=args.smoke, sizes=sizes)
 
     def say(text=""):
         print(text, flush=True)
         lines_out.append(text)
 
+    def save(**results):  # after every stage: what was measured survives a time limit
+        record.update(results)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "gpu_figures.json").write_text(json.dumps(record, indent=1))
+            (args.out / "gpu_figures.txt").write_text("\n".join(lines_out) + "\n")
+
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     say(f"== GPU figures ({'SMOKE sizes, not figures' if args.smoke else 'full sizes'}) on {device.type}: {name}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads ==")
+    save(device=name, torch=torch.__version__)
     train_split, test = random_split(sizes["n_train"], 0, device), random_split(sizes["n_test"], 1, device)
     data = Dataset("cifar_shaped", train_split, random_split(min(1000, sizes["n_test"]), 2, device), augment=augment)
 
@@ -230,9 +241,11 @@ def main(argv=None) -> None:
         else:
             rates[label] = f"skipped: {reason}"
             say(f"{label:24s}   skipped: {reason}")
+        save(training_it_per_s=rates)
 
     say(f"\n-- one {sizes['points']}-point {sizes['model']} line on {sizes['n_test']:,} test images --")
     lines = line_figures(sizes, device, test, train_split)
+    save(line=lines)
     for batchnorm in ("interpolate", "recompute"):
         f = lines[batchnorm]
         extra = f", BN statistics from {sizes['bn_batches']} batches of {sizes['batch']}" if batchnorm == "recompute" else ""
@@ -256,20 +269,14 @@ def main(argv=None) -> None:
     say(f"\n-- projected wall time of the cifar10-resnet_20 Frankle study: {STUDY_REPLICATES} × {study['iterations'] // STUDY_REPLICATES:,} "
         f"iterations, {study['lines']} lines ({study['checkpoints']} checkpoints per run), {study['evaluations']} test "
         "evaluations, one job at a time --")
-    for label in ("fp32 (exact, default)", "bf16 + channels_last", "compiled (fp32)"):
+    for label in ("fp32 (exact, default)", "tf32", "bf16 + channels_last", "compiled (fp32)"):
         if label in study:
             p = study[label]
             say(f"{label:24s} {p['total_s'] / 60:7.1f} min  (training {p['training_s'] / 60:.1f}, lines "
                 f"{p['lines_s'] / 60:.1f}, evaluations {p['evaluations_s'] / 60:.1f}, saves {p['saves_s'] / 60:.1f})")
     if args.smoke:
         say("(smoke sizes: the projection only checks that the arithmetic runs; it is not a figure)")
-
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        record = dict(device=name, torch=torch.__version__, smoke=args.smoke, sizes=sizes, training_it_per_s=rates,
-                      line=lines, evaluation_s=eval_s, save_s=save_s, projection=study)
-        (args.out / "gpu_figures.json").write_text(json.dumps(record, indent=1))
-        (args.out / "gpu_figures.txt").write_text("\n".join(lines_out) + "\n")
+    save(evaluation_s=eval_s, save_s=save_s, projection=study)
 
 
 if __name__ == "__main__":
