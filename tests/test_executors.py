@@ -25,8 +25,9 @@ STUDIES = {
     "mli-plateau": (mli_plateau.run_study, dict(data=["digits"], depths=[1], init_scales=[0.5], replicates=1, points=5,
                                                 train_overrides=dict(steps="2ep", stop_at_train_error=0.2))),
     "mli-toy": (mli_toy.run_study, dict(depths=[1, 2], init_scales=[0.3], points=5, train_overrides=dict(steps="40it"))),
-    "basins": (basins_study, dict(data=["digits"], parts=[2, 3, 6], config=BasinsConfig(
-        model="convnet6_8", stages=2, runs=2, epochs=1, points=3))),
+    "basins": (basins_study, dict(data=["digits"], parts=[2, 6], config=BasinsConfig(
+        model="convnet6_8", stages=1, runs=2, epochs=1, gd_epochs=3, branch_at=(1,), flat_epochs=1, repeats=2,
+        points=3))),
 }
 VARYING = ["run", "train_seconds"]  # a run's directory (under each test's own store) and its wall time
 

@@ -36,3 +36,19 @@ def test_jobs_and_threads_are_checked_before_any_work(tmp_path, capsys):
         code, _, err = run_cli(["reproduce", "mli-toy", option, value, "--out", str(tmp_path / "o")], capsys)
         assert code == 2 and err.strip() == f"error: {message}", err
         assert not (tmp_path / "o").exists()
+
+
+def test_a_script_without_a_main_guard_gets_one_sentence_on_what_to_do(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "study.py"
+    script.write_text("from losspath.runtime import Runtime\nfrom losspath.studies.mli.toy import run_study\n"
+                      f"run_study(depths=[1, 2], init_scales=[0.3], points=3, train_overrides=dict(steps='2it'), "
+                      f"out={str(tmp_path / 'out')!r}, runtime=Runtime(root={str(tmp_path / 'runs')!r}, jobs=2, "
+                      "progress=False))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("losspath.errors.LosspathError: A worker process died or could not start.")
+    assert 'if __name__ == "__main__":' in last and "--jobs 1" in last

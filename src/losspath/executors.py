@@ -18,6 +18,7 @@ import multiprocessing
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from .errors import LosspathError
 from .runtime import Runtime
@@ -136,7 +137,13 @@ class LocalExecutor:
             finished, _ = wait([t.future for t in self.running], return_when=FIRST_COMPLETED)
             for task in [t for t in self.running if t.future in finished]:
                 self.running.remove(task)
-                task.value, task.done = task.future.result(), True  # a job's exception is raised here
+                try:
+                    task.value, task.done = task.future.result(), True  # a job's exception is raised here
+                except BrokenProcessPool:
+                    raise LosspathError(
+                        "A worker process died or could not start. Worker processes import your main script: call "
+                        "a study from a script only under `if __name__ == \"__main__\":`, or run its jobs in this "
+                        "process with --jobs 1 (Runtime(jobs=1)).") from None
                 self.progress.finished(desc)
 
     def _pool(self) -> ProcessPoolExecutor:
