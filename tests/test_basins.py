@@ -17,10 +17,9 @@ from losspath.mds import embed_distances, embed_states, flatten_states, layer_ke
 from losspath.models import build_model
 from losspath.runtime import Runtime
 from losspath.store import Run
-from losspath.studies.basins import parts as basins_parts
 from losspath.studies.basins import run_study
 from losspath.studies.basins.config import Config, branch_hparams, flat_hparams, gd_hparams, polynomial_hparams
-from losspath.training import model_for
+from losspath.training import CheckpointEvaluator, model_for
 
 TINY = Config(model="convnet6_8", stages=2, runs=2, epochs=2, poly_epochs=2, gd_epochs=6, branch_at=(0, 2),
               flat_epochs=3, repeats=2, points=3)
@@ -185,7 +184,7 @@ def test_tiny_end_to_end_every_part(tmp_path, monkeypatch):
     # ... and every stored checkpoint's evaluation: part 2 evaluates nothing on a rerun, with the same numbers
     assert (parent.dir / "evals" / f"{parent.done()['last_step']}-digits-train.json").is_file()
     with monkeypatch.context() as m:
-        m.setattr(basins_parts.Scorer, "state", lambda *a, **k: pytest.fail("evaluated again"))
+        m.setattr(CheckpointEvaluator, "state", lambda *a, **k: pytest.fail("evaluated again"))
         rerun = run_study(["digits"], parts=[2], config=TINY, out=tmp_path / "again2", runtime=Runtime(root=root, progress=False, threads=1))
     pd.testing.assert_frame_equal(rerun["branches"], branches)
 

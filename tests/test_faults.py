@@ -188,10 +188,10 @@ class Fixtures:
         self.train_writes = count_writes(lambda: train(HP, root=base / "ref", progress=False))
         self.ref = Run.for_hparams(HP, base / "ref")
         from losspath.run_lines import run_line
-        from losspath.studies.basins.parts import Scorer
+        from losspath.training import CheckpointEvaluator
 
         self.lines = {t: run_line(self.ref, model_for(HP, self.data), self.data, t, points=5) for t in (0, 8)}
-        self.evals = {t: Scorer(HP, self.data, "cpu").checkpoint(self.ref, t, "test") for t in (0, 24)}
+        self.evals = {t: CheckpointEvaluator(model_for(HP, self.data), self.data).checkpoint(self.ref, t, "test") for t in (0, 24)}
         proc = child(TRAIN_CODE.format(hp=HP.to_dict(), root=str(base / "partial")), k=12, phase="after")
         assert proc.returncode == -signal.SIGKILL, proc.stderr
         self.partial = Run.for_hparams(HP, base / "partial")
@@ -263,11 +263,11 @@ def corruption_trial(fx: Fixtures, kind: str, rng: random.Random, where: Path) -
         same = all(np.array_equal(getattr(results[0], k), getattr(fx.lines[t], k)) for k in ("loss", "error"))
         return None if same and "notice:" in err and target.name in err else f"{label}: notice {err!r}, same {same}"
     if kind == "cached evaluation":
-        from losspath.studies.basins.parts import Scorer
+        from losspath.training import CheckpointEvaluator
 
         t = int(target.name.split("-")[0])
         values = []
-        code, err = run_captured(lambda: values.append(Scorer(HP, fx.data, "cpu").checkpoint(run, t, "test")))
+        code, err = run_captured(lambda: values.append(CheckpointEvaluator(model_for(HP, fx.data), fx.data).checkpoint(run, t, "test")))
         if code != 0:
             return f"{label}: {code} {err}"
         ok = values[0] == fx.evals[t] and "notice:" in err and target.name in err

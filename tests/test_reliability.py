@@ -116,7 +116,8 @@ def test_hparams_json_with_other_values_and_a_valid_checksum_is_refused_by_the_d
 
 
 def test_edited_hparams_json_digit_is_caught_by_its_checksum(run):
-    from losspath.files import DamagedFile, read_json, write_json  # noqa: F401
+    from losspath.files import DamagedFile
+
     f = run.dir / "hparams.json"
     f.write_text(f.read_text().replace('"lr": 0.1', '"lr": 0.2'))
     with pytest.raises(DamagedFile, match="checksum"):
@@ -133,7 +134,8 @@ def test_json_missing_its_last_newline_is_damaged_although_its_content_is_intact
 
 
 def test_checksummed_json_and_safetensors_round_trip_and_detect_a_flip(tmp_path):
-    from losspath.files import DamagedFile, read_json, write_json  # noqa: F401
+    from losspath.files import read_json, write_json
+
     write_json(tmp_path / "a.json", {"x": 1.5})
     assert read_json(tmp_path / "a.json") == {"x": 1.5}
     save_state(tmp_path / "s.safetensors", {"w": torch.arange(6.0)})
@@ -145,16 +147,16 @@ def test_checksummed_json_and_safetensors_round_trip_and_detect_a_flip(tmp_path)
 
 def test_damaged_basins_evaluation_cache_is_recomputed_with_a_notice(run, capsys):
     from losspath.data import load_dataset
-    from losspath.studies.basins.parts import Scorer
+    from losspath.training import CheckpointEvaluator, model_for
 
     data = load_dataset("digits")
-    first = Scorer(HP, data, "cpu").checkpoint(run, 20, "test")
+    first = CheckpointEvaluator(model_for(HP, data), data).checkpoint(run, 20, "test")
     (cached,) = (run.dir / "evals").glob("*.json")
     text = cached.read_text()
     i = text.index('"loss": ') + len('"loss": ')
     cached.write_text(text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1:])  # another digit: still valid JSON
     capsys.readouterr()
-    again = Scorer(HP, data, "cpu").checkpoint(run, 20, "test")
+    again = CheckpointEvaluator(model_for(HP, data), data).checkpoint(run, 20, "test")
     assert "notice: cached evaluation" in capsys.readouterr().err and again == first
 
 

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ...checkpoints import load_state
-from ...files import DamagedFile, notice, read_json, write_json
-from ...data import Dataset, Split
+from ...data import Dataset
 from ...device import resolve_device
 from ...jobs import line_job
 from ...lines import interpolated_state
@@ -23,57 +21,11 @@ from ...mds import embed_distances, layer_keys, pairwise_distances, flatten_stat
 from ...metrics import barrier, distance, max_increase
 from ...models import fit_relu_polynomial
 from ...store import Run
-from ...training import evaluate, model_for
+from ...training import CheckpointEvaluator, model_for
 from .config import Config, NEEDS, branch_hparams, flat_hparams, gd_hparams, polynomial_hparams
 
 
 MINIMUM_ERROR = 0.05  # a model "is near a zero-error minimum" below this training error (for the findings text)
-
-
-class Scorer:
-    """Loss and error of network states on a split of `data`, each stored checkpoint evaluated once."""
-
-    def __init__(self, hp, data: Dataset, device):
-        self.data, self.device = data, device
-        self.model = model_for(hp, data).to(device)
-        self.names = [k for k, _ in self.model.named_parameters()]
-        self._cache: dict = {}
-
-    def state(self, state: dict, split: str = "train") -> tuple[float, float]:
-        """(mean cross-entropy, error) of `state` over the whole split."""
-        self.model.load_state_dict(state)
-        return evaluate(self.model, self.data.split(split), device=self.device)
-
-    def checkpoint(self, run: Run, step: int, split: str = "train") -> tuple[float, float]:
-        """`state` of a stored checkpoint, kept in memory and in the run directory (evals/), so a rerun of the
-        study does not evaluate it again."""
-        key = (run.dir.name, step, split)
-        if key not in self._cache:
-            path = run.eval_cache(step, self.data.name, split)
-            self._cache[key] = self._read(path)
-            if self._cache[key] is None:
-                self._cache[key] = self.state(run.load_checkpoint(step), split)
-                write_json(path, dict(loss=self._cache[key][0], error=self._cache[key][1]))
-        return self._cache[key]
-
-    @staticmethod
-    def _read(path) -> tuple[float, float] | None:
-        """A cached evaluation, or None when there is none or it does not read back as written (with a notice)."""
-        if not path.is_file():
-            return None
-        try:
-            value = read_json(path)
-            return float(value["loss"]), float(value["error"])
-        except (DamagedFile, KeyError, TypeError, ValueError) as e:
-            notice(f"cached evaluation {path} is damaged ({getattr(e, 'reason', e)}); evaluating it again.")
-            return None
-
-    @torch.inference_mode()
-    def predictions(self, state: dict, split: Split, batch_size: int = 1000) -> np.ndarray:
-        self.model.load_state_dict(state)
-        self.model.eval()
-        preds = [self.model(x.to(self.device)).argmax(1).cpu() for x, _ in split.batches(batch_size)]
-        return torch.cat(preds).numpy()
 
 
 def _epochs(run: Run) -> list[tuple[int, int]]:
@@ -112,7 +64,7 @@ def run_parts(cfg: Config, parts: list[int], data: Dataset, runs: dict[str, Run]
     summary: list[dict] = []
     prefix = out / f"{cfg.data}_"
     figures: list[Path] = []
-    scorer = Scorer(polynomial_hparams(cfg)["relu"], data, device)
+    scorer = CheckpointEvaluator(model_for(polynomial_hparams(cfg)["relu"], data), data, device)
 
     if 1 in parts:
         tables["polynomial"], rows = part1_polynomial(cfg, data, fit, device)
@@ -168,7 +120,7 @@ def part1_polynomial(cfg: Config, data: Dataset, fit, device):
     _, fit_error = fit_relu_polynomial(cfg.poly_degree, cfg.poly_interval)
     for net, hp in polynomial_hparams(cfg).items():
         run = fit(hp)
-        scorer = Scorer(hp, data, device)
+        scorer = CheckpointEvaluator(model_for(hp, data), data, device)
         last = run.done()["last_step"]
         train_loss, train_error = scorer.checkpoint(run, last, "train")
         test_loss, test_error = scorer.checkpoint(run, last, "test")
@@ -182,7 +134,7 @@ def part1_polynomial(cfg: Config, data: Dataset, fit, device):
 
 # ---------------------------------------------------------------------------------- 2: branching trajectories
 
-def part2_branches(cfg: Config, runs: dict, scorer: Scorer):
+def part2_branches(cfg: Config, runs: dict, scorer: CheckpointEvaluator):
     """Fig. 3's runs: per run its start, final training/test error and how far it moved."""
     table, curves, rows = [], [], []
     for (s, k), run in runs.items():
@@ -225,7 +177,7 @@ def _embed(frame: pd.DataFrame, dist: np.ndarray, rows: list, part: int, panel: 
     return frame.iloc[index].assign(panel=panel, x=xy[:, 0], y=xy[:, 1])
 
 
-def part3_mds(cfg: Config, runs: dict, scorer: Scorer):
+def part3_mds(cfg: Config, runs: dict, scorer: CheckpointEvaluator):
     """Fig. 3: every collected model (each epoch of each run, start included) as a point; one embedding of
     all stages, one of the later stages, one per stage."""
     keys = layer_keys(scorer.model, cfg.layer)
@@ -249,7 +201,7 @@ def part3_mds(cfg: Config, runs: dict, scorer: Scorer):
 
 # -------------------------------------------------------------------------------------- 4: GD with branches
 
-def part4_gd(cfg: Config, main: Run, branches: dict[int, Run], scorer: Scorer):
+def part4_gd(cfg: Config, main: Run, branches: dict[int, Run], scorer: CheckpointEvaluator):
     """Fig. 4: training error of the main GD trajectory, of each branch and of their epoch-by-epoch average
     ½(θ_main(b + j) + θ_branch(j)), all on the whole training set; and the MDS of the main trajectory with its
     branches."""
@@ -296,7 +248,7 @@ def part4_gd(cfg: Config, main: Run, branches: dict[int, Run], scorer: Scorer):
 
 # ------------------------------------------------------------------------------------------ 5: flatness
 
-def part5_flat(cfg: Config, main: Run, repeats: dict[int, Run], scorer: Scorer):
+def part5_flat(cfg: Config, main: Run, repeats: dict[int, Run], scorer: CheckpointEvaluator):
     """Fig. 5: perturb M_final (the GD main trajectory's last model) by flat_perturb·std and retrain with GD,
     R times: error/loss curves on both splits, MDS of the R trajectories (and of repeat 1 alone), confusion
     matrices of the converged models and how often they disagree."""

@@ -126,20 +126,18 @@ def last_layer_bias(state: dict, num_classes: int):
     return None if found is None else found.detach().double().cpu().numpy()
 
 
-def class_learning_steps(run, model, split):
+def class_learning_steps(run, evaluator, split):
     """For every class, the first saved iteration at which its F1 score on `split` reaches LEARNED_FRACTION of
     its final F1 (F1, not recall: a fresh net that predicts one class everywhere has recall 1 on it).
     Returns (steps (K,), final F1 (K,)); a class never learned (final F1 = 0) gets -1."""
     import numpy as np
-
-    from ...training import logits_at
 
     k = split.num_classes
     steps = run.saved_steps()
     y = split.targets.numpy()
     f1s = []
     for s in steps:
-        pred = logits_at(model, run.load_checkpoint(s), split).numpy().argmax(1)
+        pred = evaluator.logits(run.load_checkpoint(s), split).numpy().argmax(1)
         c = np.bincount(y * k + pred, minlength=k * k).reshape(k, k).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             f1s.append(np.nan_to_num(2 * np.diag(c) / (c.sum(0) + c.sum(1))))
@@ -165,22 +163,22 @@ def study_net(s: Setting, run, d, lines: dict, *, split: str) -> tuple[dict, lis
     import pandas as pd
 
     from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
-    from ...training import logits_at, model_for
+    from ...training import CheckpointEvaluator, model_for
 
     hp, k = run.hparams, d.num_classes
-    model, done = model_for(hp, d), run.done()
+    evaluator, done = CheckpointEvaluator(model_for(hp, d), d), run.done()
     last = done["last_step"]
     start, end = run.load_checkpoint(0), run.load_checkpoint(last)
     b = last_layer_bias(end, k)
-    end_train = logits_at(model, end, d.train)
-    end_logits = end_train if split == "train" else logits_at(model, end, d.split(split))
-    dominance = init_dominance(logits_at(model, start, d.split(split)), b, end_logits)
+    end_train = evaluator.logits(end, "train")
+    end_logits = end_train if split == "train" else evaluator.logits(end, split)
+    dominance = init_dominance(evaluator.logits(start, split), b, end_logits)
     train_error = float((end_train.argmax(1) != d.train.targets).double().mean())
     target = hp.stop_at_train_error
     status = ("converged" if train_error <= target else "not converged") if target else "trained (no target)"
     net = dict(**s.row(), run=run.dir.name, status=status, train_error=train_error, test_error=done["test_error"],
                last_step=last, **dominance)
-    learned, f1 = class_learning_steps(run, model, d.train)
+    learned, f1 = class_learning_steps(run, evaluator, d.train)
     ranks = pd.Series(np.where(learned < 0, np.inf, learned)).rank(method="min").to_numpy()
     biases = [dict(**s.row(), cls=c, bias_value=np.nan if b is None else b[c], learned_step=int(learned[c]),
                    learned_rank=int(ranks[c]) if learned[c] >= 0 else -1, final_f1=f1[c]) for c in range(k)]

@@ -39,27 +39,25 @@ CAPTIONS = {
 LEARNED_LOSS = 0.5  # class k is learned once the mean loss on its examples is below 0.5 · log K
 
 
-def toy_dynamics(run, model, data):
+def toy_dynamics(run, evaluator, data):
     """A pandas DataFrame, one row per saved step × class: the norm of the class's end-to-end weight, its output
-    bias, the mean cross-entropy over its training examples, and the step at which it was learned."""
+    bias, the mean cross-entropy over its training examples (`evaluator`: a CheckpointEvaluator), and the step
+    at which it was learned."""
     import numpy as np
     import pandas as pd
-    import torch
     import torch.nn.functional as F
-    from torch.func import functional_call
 
     from ...checkpoints import load_state
     from ...models.toy import end_to_end_weight
 
-    x, y = data.train.inputs, data.train.targets
+    y = data.train.targets
     k = data.num_classes
     rows = []
     for step in run.saved_steps():
         state = load_state(run.checkpoint(step))
         norms = end_to_end_weight(state).norm(dim=1).numpy()
         bias = state["fc.bias"].double().numpy()
-        with torch.inference_mode():
-            loss = F.cross_entropy(functional_call(model, state, (x,)).double(), y, reduction="none")
+        loss = F.cross_entropy(evaluator.logits(state, "train"), y, reduction="none")
         per_class = torch.zeros(k, dtype=torch.float64).index_add_(0, y, loss) / torch.bincount(y, minlength=k)
         for c in range(k):
             rows.append(dict(step=step, cls=c, weight_norm=float(norms[c]), bias_value=float(bias[c]),
@@ -148,12 +146,12 @@ def toy_net(run, data, strengths, lines: dict, key: dict) -> dict:
     import pandas as pd
 
     from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
-    from ...training import evaluate, logits_at, model_for
+    from ...training import CheckpointEvaluator, model_for
 
-    model = model_for(run.hparams, data)
-    model.load_state_dict(run.load_checkpoint(run.done()["last_step"]))
-    status = "trained" if evaluate(model, data.train)[1] < 0.5 * (1 - 1 / data.num_classes) else "not trained"
-    d = toy_dynamics(run, model, data)
+    evaluator, last = CheckpointEvaluator(model_for(run.hparams, data), data), run.done()["last_step"]
+    status = "trained" if evaluator.checkpoint(run, last, "train")[1] < 0.5 * (1 - 1 / data.num_classes) else \
+        "not trained"
+    d = toy_dynamics(run, evaluator, data)
     final = d[d.step == d.step.max()].sort_values("cls")
     learned = final.learned_step.to_numpy()
     ranks = pd.Series(np.where(learned < 0, np.inf, learned)).rank(method="min").to_numpy()
@@ -162,8 +160,8 @@ def toy_net(run, data, strengths, lines: dict, key: dict) -> dict:
                     final_bias=row.bias_value) for row, rank in zip(final.itertuples(), ranks)]
     bias = final.bias_value.to_numpy()
     top = int(bias.argmax())
-    dominance = init_dominance(logits_at(model, run.load_checkpoint(0), data.train), bias,
-                               logits_at(model, model.state_dict(), data.train))
+    dominance = init_dominance(evaluator.logits(run.load_checkpoint(0), "train"), bias,
+                               evaluator.logits(run.load_checkpoint(last), "train"))
     # the last-learned class: largest learned step (a class never learned counts as learned last); with the
     # checkpoint grid several classes can tie, and the largest-bias class counts as last if it is among them
     when = np.where(learned < 0, np.inf, learned)
