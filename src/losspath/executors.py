@@ -82,7 +82,17 @@ def _worker_start() -> None:
     torch.set_num_threads(1)
 
 
-class LocalExecutor:
+class _Closing:
+    """`with make_executor(...) as ex:` closes the executor (and stops its workers) however the body ends."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class LocalExecutor(_Closing):
     """Jobs on this machine: in this process (jobs=1) or in `jobs` spawned worker processes."""
 
     name = "local"
@@ -163,7 +173,7 @@ class LocalExecutor:
             self.pool = None
 
 
-class DaskExecutor:
+class DaskExecutor(_Closing):
     name = "dask"
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None, progress: bool = True):

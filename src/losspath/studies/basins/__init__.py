@@ -62,8 +62,7 @@ def run_study(data=DEFAULT_DATA, parts=PARTS, *, config: Config | None = None, o
     hparams = [hp for c in configs for hp in run_hparams(c, parts)]
     tables: dict[str, list] = {}
     figures = []
-    ex = make_executor(runtime, len(hparams))
-    try:
+    with make_executor(runtime, len(hparams)) as ex:
         trainings = submit_trainings(ex, hparams, runtime)
         runs = {run_id: Run.open(d) for run_id, d in gathered(ex, trainings, "training").items()}
         with torch_threads(runtime.threads):
@@ -72,8 +71,6 @@ def run_study(data=DEFAULT_DATA, parts=PARTS, *, config: Config | None = None, o
                 for name, frame in result["tables"].items():
                     tables.setdefault(name, []).append(frame.assign(data=cfg.data))
                 figures += result["figures"]
-    finally:
-        ex.close()
     from .figures import CAPTIONS
 
     frames = {name: _data_first(pd.concat(parts_, ignore_index=True)) for name, parts_ in tables.items()}

@@ -18,12 +18,12 @@ import typer
 from ...errors import LosspathError
 from ...hparams import Hparams, paper_defaults
 from ...lines.schemes import BATCHNORM_MODES
-from ...metrics import barrier, is_monotone, lucas_delta, max_increase, plateau_end
 from ...store import Run
 from ...executors import make_executor
 from ...jobs import cached_dataset, line_job, train_job
 from ...runtime import Runtime
 from ...training import plan_run
+from .figures import draw_all
 from ..harness import check_choice, echo_result, finish_study, gathered, study_app
 
 
@@ -112,21 +112,13 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
     hparams = {(name, r): hparams_for(name, r, steps, bias_init) for name in settings for r in range(replicates)}
     plans = {key: plan_run(hp, len(cached_dataset(hp.dataset, data_root).train)) for key, hp in hparams.items()}
     runs, lines = {}, {}
-    ex = make_executor(runtime, sum(len(p["schedule"]) for p in plans.values()))
-    try:
+    with make_executor(runtime, sum(len(p["schedule"]) for p in plans.values())) as ex:
         for (name, r), plan in plans.items():
             runs[name, r] = ex.submit(train_job, hparams[name, r], root, data_root, runtime.device, threads)
             for t in plan["schedule"][:-1]:
                 lines[name, r, t] = ex.submit(line_job, runs[name, r], t, plan["last_step"], data_root, options, threads)
-        run_dirs = gathered(ex, runs, "training")
-        results = gathered(ex, lines, "lines")
-    finally:
-        ex.close()
-
-    tables = _tables(run_dirs, results, split)
-    from .figures import draw_all
-
-    return finish_study(out, study="frankle2020", tables=tables, figures=draw_all(tables["curves"], tables["summary"], out),
+        tables = _tables(gathered(ex, runs, "training"), gathered(ex, lines, "lines"), split)
+    return finish_study(out, study="frankle2020", tables=tables, figures=draw_all(tables, out),
                         text=describe(tables, barrier_tol=BARRIER_TOL), runtime=runtime, started=started,
                         options=dict(replicates=replicates, points=points, split=split, batchnorm=batchnorm,
                                      steps=steps, bias_init=bias_init),
@@ -151,13 +143,17 @@ def _tables(run_dirs: dict, results: dict, split: str) -> dict:
     return dict(curves=pd.concat(curves, ignore_index=True), summary=pd.DataFrame(summary), runs=pd.DataFrame(runs))
 
 
+# summary.csv's column → the LineResult.summary() key it reports (Frankle 2020 Fig. 3's max increases first)
+SUMMARY_COLUMNS = dict(max_loss_increase="loss_max_increase", max_error_increase="error_max_increase",
+                       barrier="loss_barrier", error_barrier="error_barrier", lucas_delta="loss_lucas_delta",
+                       plateau_end="loss_plateau_end", error_plateau_end="error_plateau_end",
+                       monotone="loss_monotone", undefined_points="undefined_points", distance="distance")
+
+
 def line_summary(line) -> dict:
-    """The per-line numbers of summary.csv (Frankle 2020 Fig. 3, plus barrier, Lucas Δ, plateau end)."""
-    a, loss, error = line.alphas, line.loss, line.error
-    return dict(max_loss_increase=max_increase(loss), max_error_increase=max_increase(error),
-                barrier=barrier(a, loss), error_barrier=barrier(a, error), lucas_delta=lucas_delta(loss),
-                plateau_end=plateau_end(a, loss), error_plateau_end=plateau_end(a, error),
-                monotone=is_monotone(loss), undefined_points=int(line.undefined.sum()), distance=line.distance)
+    """The per-line numbers of summary.csv: `LineResult.summary()` under the study's column names."""
+    summary = line.summary()
+    return {column: summary[key] for column, key in SUMMARY_COLUMNS.items()}
 
 
 def describe(tables: dict, barrier_tol: float = BARRIER_TOL) -> str:

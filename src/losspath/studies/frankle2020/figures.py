@@ -99,5 +99,7 @@ def _label(axes, curves, xlabel):
         ax.set_ylabel(ylabel)
 
 
-def draw_all(curves: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path]:
-    return fig1_from_init(curves, out) + fig2_from_t(curves, out) + fig3_max_increase(summary, out)
+def draw_all(tables: dict, out: Path) -> list[Path]:
+    """Figures 1-3 from the study's tables (curves, summary)."""
+    curves = tables["curves"]
+    return fig1_from_init(curves, out) + fig2_from_t(curves, out) + fig3_max_increase(tables["summary"], out)

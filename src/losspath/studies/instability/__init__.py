@@ -28,6 +28,7 @@ from ...executors import make_executor
 from ...jobs import cached_dataset, line_job, train_job
 from ...runtime import Runtime
 from ...training import plan_run
+from .figures import draw_all
 from ..harness import check_choice, echo_result, finish_study, gathered, study_app
 from ..frankle2020 import SETTINGS, hparams_for
 
@@ -85,8 +86,7 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 2, points: int = 1
         for k in spawn[name]:
             for c in (0, 1):
                 child_hparams(hp, k, CHILD_SEED + 2 * r + c, plan["iterations_per_epoch"]).validate()
-    ex = make_executor(runtime, len(hps) * (1 + 2 * max(len(k) for k in spawn.values())))
-    try:
+    with make_executor(runtime, len(hps) * (1 + 2 * max(len(k) for k in spawn.values()))) as ex:
         for (name, r), hp in hps.items():
             per_epoch = plan_run(hp, len(cached_dataset(hp.dataset, data_root).train))["iterations_per_epoch"]
             parents[name, r] = ex.submit(train_job, hp, root, data_root, device, threads)
@@ -102,15 +102,11 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 2, points: int = 1
         done = ex.gather(flat, "copies")
         copy_dirs = {key: (done[2 * i], done[2 * i + 1]) for i, key in enumerate(copies)}
         results = gathered(ex, lines, "lines")
-    finally:
-        ex.close()
 
     tables = _tables(parent_dirs, copy_dirs, results)
     tables["stability"] = stability(tables["summary"], threshold)
-    from .figures import draw_all
-
     return finish_study(out, study="instability", tables=tables,
-                        figures=draw_all(tables["curves"], tables["summary"], out, threshold),
+                        figures=draw_all(tables, out, threshold),
                         text=describe(tables, threshold), runtime=runtime, started=started,
                         options=dict(replicates=replicates, points=points, k_base=k_base, splits=splits,
                                      batchnorm=batchnorm, threshold=threshold, steps=steps, bias_init=bias_init),

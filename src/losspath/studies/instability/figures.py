@@ -64,5 +64,6 @@ def instability_lines(curves: pd.DataFrame, out: Path) -> list[Path]:
     return save_figure(fig, out / "instability_lines")
 
 
-def draw_all(curves: pd.DataFrame, summary: pd.DataFrame, out: Path, threshold: float) -> list[Path]:
-    return instability_vs_k(summary, out, threshold) + instability_lines(curves, out)
+def draw_all(tables: dict, out: Path, threshold: float) -> list[Path]:
+    """Both figures from the study's tables (curves, summary)."""
+    return instability_vs_k(tables["summary"], out, threshold) + instability_lines(tables["curves"], out)

@@ -162,7 +162,7 @@ def study_net(s: Setting, run, d, lines: dict, *, split: str) -> tuple[dict, lis
     import numpy as np
     import pandas as pd
 
-    from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
+    from ...metrics import common_class_share, init_dominance, regime_plateaus
     from ...training import CheckpointEvaluator, model_for
 
     hp, k = run.hparams, d.num_classes
@@ -186,7 +186,7 @@ def study_net(s: Setting, run, d, lines: dict, *, split: str) -> tuple[dict, lis
     summary, curves, shares = [], {}, {}
     for scheme, line in lines.items():
         share = line.class_counts / max(line.num_examples, 1)
-        m = summarize(line.alphas, line.loss, "loss") | summarize(line.alphas, line.error, "error")
+        m = {k: v for k, v in line.summary().items() if k.startswith(("loss_", "error_"))}
         m |= regime_plateaus(line.alphas, line.loss, line.error, k)
         common, common_share = common_class_share(line.alphas, line.class_counts, m["error_plateau_end_chance"])
         on = (line.alphas > 0) & (line.alphas < m["error_plateau_end_chance"])
@@ -232,16 +232,13 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
             for s in settings_for(name, d, depths=depths, init_scales=init_scales, replicates=replicates, width=width,
                                   conv_init_scales=conv_init_scales)]
     root, data_root, device, threads = runtime.root, runtime.data_root, runtime.device, runtime.threads
-    ex = make_executor(runtime, len(nets))
-    try:
+    with make_executor(runtime, len(nets)) as ex:
         runs = gathered(ex, {s: ex.submit(train_job, s.hparams(training), root, data_root, device, threads, None, True)
                              for s in nets}, "training")
         lines = gathered(ex, {(s, scheme): ex.submit(line_job, runs[s], 0, "last", data_root,
                                                      dict(split=split, points=points, scheme=scheme, hold=hold,
                                                           device=device), threads)
                               for s in nets if runs[s] for scheme in schemes_of(s)}, "lines")
-    finally:
-        ex.close()
 
     rows, summary, biases, curves, featured = [], [], [], [], {}
     with torch_threads(threads):

@@ -104,15 +104,12 @@ def run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replica
                                       seed=seed, **training)
             for seed in range(replicates) for scale in init_scales for r in depths}
     line_options = dict(split="train", points=points, device=runtime.device)
-    ex = make_executor(runtime, len(nets))
-    try:
+    with make_executor(runtime, len(nets)) as ex:
         runs = gathered(ex, {key: ex.submit(train_job, hp, runtime.root, None, runtime.device, runtime.threads, None,
                                             True) for key, hp in nets.items()}, "training")
         lines = gathered(ex, {(key, scheme): ex.submit(line_job, run_dir, 0, "last", None,
                                                        dict(line_options, scheme=scheme), runtime.threads)
                               for key, run_dir in runs.items() if run_dir for scheme in SCHEMES}, "lines")
-    finally:
-        ex.close()
 
     dyn, classes, curves, summary = [], [], [], []
     with torch_threads(runtime.threads):
@@ -145,7 +142,7 @@ def toy_net(run, data, strengths, lines: dict, key: dict) -> dict:
     import numpy as np
     import pandas as pd
 
-    from ...metrics import common_class_share, init_dominance, regime_plateaus, summarize
+    from ...metrics import common_class_share, init_dominance, regime_plateaus
     from ...training import CheckpointEvaluator, model_for
 
     evaluator, last = CheckpointEvaluator(model_for(run.hparams, data), data), run.done()["last_step"]
@@ -171,7 +168,7 @@ def toy_net(run, data, strengths, lines: dict, key: dict) -> dict:
         shares = line.class_counts / max(line.num_examples, 1)
         curves.append(pd.DataFrame(dict(**{c: [v] * len(line.alphas) for c, v in key.items()}, scheme=scheme, alpha=line.alphas, loss=line.loss, error=line.error,
                                         dominant_class=shares.argmax(1), bias_argmax_share=shares[:, top])))
-        m = summarize(line.alphas, line.loss, "loss") | summarize(line.alphas, line.error, "error")
+        m = {k: v for k, v in line.summary().items() if k.startswith(("loss_", "error_"))}
         m |= regime_plateaus(line.alphas, line.loss, line.error, data.num_classes)
         on = (line.alphas > 0) & (line.alphas < m["error_plateau_end_chance"])
         common, common_share = common_class_share(line.alphas, line.class_counts, m["error_plateau_end_chance"])

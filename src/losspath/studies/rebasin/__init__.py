@@ -29,6 +29,7 @@ from ...executors import make_executor
 from ...jobs import cached_dataset, train_job
 from ...runtime import Runtime
 from ...training import model_for
+from .figures import draw_all
 from ..harness import check_choice, echo_result, finish_study, gathered, study_app
 
 
@@ -105,8 +106,7 @@ def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: i
     root, data_root, device, threads = runtime.root, runtime.data_root, runtime.device, runtime.threads
 
     runs, lines, modes = {}, {}, {}
-    ex = make_executor(runtime, 2 * pairs * sum(len(w) for w in widths.values()))
-    try:
+    with make_executor(runtime, 2 * pairs * sum(len(w) for w in widths.values())) as ex:
         for name in settings:
             for w in widths[name]:
                 hp = hparams_for(name, w, 0, steps)
@@ -123,15 +123,8 @@ def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: i
                             lines[name, w, p, method, bn] = ex.submit(aligned_line_job, runs[name, w, 2 * p],
                                                                       runs[name, w, 2 * p + 1], method, data_root,
                                                                       options, threads)
-        run_dirs = gathered(ex, runs, "training")
-        results = gathered(ex, lines, "lines")
-    finally:
-        ex.close()
-
-    tables = _tables(run_dirs, results, split)
-    from .figures import draw_all
-
-    return finish_study(out, study="rebasin", tables=tables, figures=draw_all(tables["curves"], tables["summary"], out),
+        tables = _tables(gathered(ex, runs, "training"), gathered(ex, lines, "lines"), split)
+    return finish_study(out, study="rebasin", tables=tables, figures=draw_all(tables, out),
                         text=describe(tables), runtime=runtime, started=started,
                         options=dict(pairs=pairs, points=points, split=split, methods=list(methods), steps=steps,
                                      bn_batches=bn_batches),

@@ -65,5 +65,6 @@ def rebasin_width(summary: pd.DataFrame, out: Path) -> list[Path]:
     return save_figure(fig, out / "rebasin_width")
 
 
-def draw_all(curves: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path]:
-    return rebasin_lines(curves, out) + rebasin_width(summary, out)
+def draw_all(tables: dict, out: Path) -> list[Path]:
+    """Both figures from the study's tables (curves, summary)."""
+    return rebasin_lines(tables["curves"], out) + rebasin_width(tables["summary"], out)
