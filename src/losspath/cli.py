@@ -16,14 +16,14 @@ from .cli_options import dataclass_options
 from .errors import LosspathError
 from .hparams import Hparams
 from .studies import STUDIES, summary as study_summary
-from .studies.harness import THREADS_OPTION
+from .studies.harness import DATA_ROOT_OPTION as DataRootOpt, DEVICE_OPTION as DeviceOpt, QUIET_OPTION as QuietOpt, \
+    ROOT_OPTION as RootOpt, THREADS_OPTION
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
                   help="Loss and error along straight lines between network states.")
 
-RootOpt = typer.Option(None, "--root", help="Run store (default $LOSSPATH_HOME or ~/.losspath/runs).")
-DataRootOpt = typer.Option(None, "--data-root", help="Data sets (default $LOSSPATH_DATA or ~/.losspath/data).")
+PlotOpt = typer.Option(None, "--plot", help="Draw the figure (PNG and PDF).")
 # compute options (losspath.compute_options): recorded with a run, not part of its hash; all off is exact float32
 Tf32Opt = typer.Option(False, "--tf32", help="CUDA only: TF32 matmuls and convolutions (default: exact float32).")
 Bf16Opt = typer.Option(False, "--bf16", help="bfloat16 autocast for the forward passes (changes the numbers; on "
@@ -41,7 +41,7 @@ PAPER_FIELDS = ("steps", "lr", "momentum", "weight_decay", "batch_size", "milest
 def train(
     root: Optional[Path] = RootOpt,
     data_root: Optional[Path] = DataRootOpt,
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
+    device: Optional[str] = DeviceOpt,
     nproc: int = typer.Option(1, "--nproc", help="Processes for DistributedDataParallel (one per GPU; gloo on CPU)."),
     threads: Optional[int] = THREADS_OPTION,
     tf32: bool = Tf32Opt,
@@ -49,7 +49,7 @@ def train(
     channels_last: bool = ChannelsLastOpt,
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the training step (first iterations "
                                   "compile for tens of seconds)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QuietOpt,
     **fields,
 ):
     """Train a network with a dense checkpoint schedule (or reuse the finished run) and print its directory.
@@ -114,14 +114,14 @@ def line(
     loss: str = typer.Option("cross_entropy", "--loss", help="cross_entropy, mse or lm_cross_entropy."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the curve as CSV (alpha, loss, metrics, "
                                        "undefined, undefined_reason)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the curve (PNG and PDF)."),
+    plot: Optional[Path] = PlotOpt,
     data_root: Optional[Path] = DataRootOpt,
-    device: Optional[str] = typer.Option(None, "--device"),
+    device: Optional[str] = DeviceOpt,
     threads: Optional[int] = THREADS_OPTION,
     tf32: bool = Tf32Opt,
     bf16: bool = Bf16Opt,
     channels_last: bool = ChannelsLastOpt,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QuietOpt,
 ):
     """Loss and error along the straight line from START to END; prints the curve's summary metrics.
 
@@ -159,11 +159,11 @@ def plane(
     data: Optional[str] = typer.Option(None, "--data", help="Data set name; needed for checkpoint files."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the grid as CSV (a, b, loss, error, undefined, "
                                        "undefined_reason; a trajectory's coordinates to OUT_path.csv)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw loss and error contours (PNG and PDF)."),
+    plot: Optional[Path] = PlotOpt,
     data_root: Optional[Path] = DataRootOpt,
-    device: Optional[str] = typer.Option(None, "--device"),
+    device: Optional[str] = DeviceOpt,
     threads: Optional[int] = THREADS_OPTION,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QuietOpt,
 ):
     """Loss and error over a plane of network states (origin + a·u + b·v on a grid).
 

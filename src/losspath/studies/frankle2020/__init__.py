@@ -74,6 +74,9 @@ CAPTIONS = {
                          "the trained network, against t; mean ± one standard deviation over replicates "
                          "(Frankle 2020, Fig. 3).",
 }
+# --setting, shared by the studies that run Frankle's settings
+SETTING_OPTION = typer.Option(list(DEFAULT_SETTINGS), "--setting", "-s",
+                              help=f"Repeatable. Known: {', '.join(SETTINGS)}.")
 BARRIER_TOL = 0.01  # a line "has a barrier" when its mean max loss increase exceeds this (nats)
 
 
@@ -181,8 +184,7 @@ def describe(tables: dict, barrier_tol: float = BARRIER_TOL) -> str:
 
 
 def cli(
-    setting: list[str] = typer.Option(list(DEFAULT_SETTINGS), "--setting", "-s",
-                                      help=f"Repeatable. Known: {', '.join(SETTINGS)}."),
+    setting: list[str] = SETTING_OPTION,
     replicates: int = typer.Option(3, "--replicates", "-r", help="Replicates per setting (seeds 0..R-1)."),
     points: int = typer.Option(100, "--points", help="Evenly spaced α in [0, 1] per line."),
     split: str = typer.Option("test", "--split", help="test (the paper's choice) or train."),

@@ -30,9 +30,8 @@ from ...runtime import Runtime
 from ...training import plan_run
 from .figures import draw_all
 from ..harness import check_choice, echo_result, finish_study, gathered, study_app
-from ..frankle2020 import SETTINGS, hparams_for
+from ..frankle2020 import DEFAULT_SETTINGS, SETTING_OPTION, SETTINGS, hparams_for
 
-DEFAULT_SETTINGS = ("mnist5k-lenet_300_100", "mnist1d-resnet")
 THRESHOLD = 0.02  # Frankle et al. 2020: stable when the error barrier height is below 2%
 CHILD_SEED = 1000  # copy c of replicate r trains with data-order seed CHILD_SEED + 2r + c
 SPLITS = ("test", "train")
@@ -193,8 +192,7 @@ def describe(tables: dict, threshold: float = THRESHOLD) -> str:
 
 
 def cli(
-    setting: list[str] = typer.Option(list(DEFAULT_SETTINGS), "--setting", "-s",
-                                      help=f"Repeatable. Known: {', '.join(SETTINGS)}."),
+    setting: list[str] = SETTING_OPTION,
     replicates: int = typer.Option(2, "--replicates", "-r", help="Replicates per setting (parent seeds 0..R-1)."),
     points: int = typer.Option(11, "--points", help="Evenly spaced α in [0, 1] per line (11: α step 0.1)."),
     k_base: int = typer.Option(4, "--k-base", help="Spawn steps k = 0 and b^j below the end (2: the paper's 2^j)."),
