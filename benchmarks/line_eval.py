@@ -4,6 +4,10 @@ a CIFAR ResNet-20; and a small GPT-2-style language model against a plain loop (
 
     PYTHONPATH=src python benchmarks/line_eval.py            # full run (a few minutes on 2 cores)
     PYTHONPATH=src python benchmarks/line_eval.py --quick    # smaller sizes, for a smoke test
+    PYTHONPATH=src python benchmarks/line_eval.py --lenet-only --neighbour   # next to a CPU-bound neighbour
+
+`--threads N` sets torch's thread count for every method (default 1, losspath's default); `--neighbour` runs
+the LeNet case next to one spinning process per usable core, as on a machine other jobs share.
 
 Every timing is the best (and the median) of `--repeats` interleaved runs (robust to other processes on the
 machine); CPU seconds (this process, all threads) are printed too. Peak RSS is measured in fresh subprocesses, one per
@@ -28,10 +32,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from common import BusyNeighbour  # noqa: E402
+
 from losspath.lines import evaluate_line  # noqa: E402
 from losspath.models import build_model  # noqa: E402
 
-THREADS = 2
+THREADS = 1  # --threads
 
 
 def timed(fn, repeats: int, results: dict, name: str):
@@ -278,7 +284,7 @@ def peak_rss_self_mib() -> float:
 
 
 def peak_rss(case: str, points: int, n: int) -> float:
-    out = subprocess.run([sys.executable, __file__, "--rss-child", case, str(points), str(n)], check=True,
+    out = subprocess.run([sys.executable, __file__, "--rss-child", case, str(points), str(n), str(THREADS)], check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["rss_mib"]
 
@@ -290,18 +296,30 @@ def memory_case(case: str, n: int, points: int):
 
 
 def main():
+    global THREADS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--rss-child", nargs=3, metavar=("CASE", "POINTS", "N"))
+    parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--neighbour", action="store_true", help="The LeNet case next to a busy neighbour.")
+    parser.add_argument("--lenet-only", action="store_true")
+    parser.add_argument("--rss-child", nargs=4, metavar=("CASE", "POINTS", "N", "THREADS"))
     args = parser.parse_args()
+    THREADS = int(args.rss_child[3]) if args.rss_child else args.threads
     if args.rss_child:
-        case, points, n = args.rss_child
+        case, points, n, _ = args.rss_child
         return rss_child(case, int(points), int(n))
     torch.set_num_threads(THREADS)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     n, rn_test, rn_train = (2000, 200, 400) if args.quick else (10_000, 1000, 2000)
-    lenet_case(n, 100, args.repeats)
+    if args.neighbour:
+        with BusyNeighbour() as neighbour:
+            print(f"next to a neighbour: {neighbour.n} spinning processes")
+            lenet_case(n, 100, args.repeats)
+    else:
+        lenet_case(n, 100, args.repeats)
+    if args.lenet_only:
+        return
     resnet_case(rn_test, rn_train, 11, 1)  # FLOP-bound and slow: one run each
     lm_case(32 if args.quick else 128, 25, 3)
     print("\n== peak memory (fresh subprocess per row) ==")
