@@ -206,15 +206,16 @@ def part4_gd(cfg: Config, main: Run, branches: dict[int, Run], scorer: Checkpoin
     ½(θ_main(b + j) + θ_branch(j)), all on the whole training set; and the MDS of the main trajectory with its
     branches."""
     T = cfg.gd_epochs
-    main_states = {e: load_state(main.checkpoint(it)) for e, it in _epochs(main)}
+    iteration = dict(_epochs(main))  # epoch → iteration (one per epoch in full-batch GD, but said so here)
+    main_states = {e: load_state(main.checkpoint(it)) for e, it in iteration.items()}
     table, rows = [], []
     for e in range(T + 1):
-        loss, error = scorer.checkpoint(main, e)
+        loss, error = scorer.checkpoint(main, iteration[e])
         table.append(dict(trajectory="main", branch_at=-1, epoch=e, train_loss=loss, train_error=error))
     main_errors = {r["epoch"]: r["train_error"] for r in table}
     meta = [dict(part=4, trajectory="main", stage=0, run=0, epoch=e, global_epoch=e) for e in range(T + 1)]
     states = [main_states[e] for e in range(T + 1)]
-    main_test = scorer.checkpoint(main, T, "test")
+    main_test = scorer.checkpoint(main, iteration[T], "test")
     rows += _rows(4, "main", final_train_error=table[-1]["train_error"], final_train_loss=table[-1]["train_loss"],
                   final_test_error=main_test[1], norm_at_end=_norm(main_states[T], scorer.names))
     for b, run in branches.items():
