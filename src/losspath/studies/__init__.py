@@ -14,6 +14,7 @@ STUDIES = {
     "mli-plateau": "mli.plateau",
     "mli-toy": "mli.toy",
     "basins": "basins",
+    "goodfellow2015": "goodfellow2015",
 }
 
 
