@@ -181,6 +181,33 @@ def test_sharpness_along_run_is_sharpness_at_each_checkpoint(tmp_path, capsys):
         assert value == sharpness(net, run.load_checkpoint(step), data.test, examples=100)
 
 
+def test_frankle_study_sharpness_option(tmp_path):
+    """--sharpness: summary.csv's sharpness_start is `sharpness` at the line's start checkpoint (training split),
+    sharpness.csv the init → final line at 11 α, and a figure; without it the tables are unchanged."""
+    from losspath import load_dataset
+    from losspath.runtime import Runtime
+    from losspath.store import Run
+    from losspath.studies.frankle2020 import run_study
+    from losspath.studies.frankle2020.sharpness import LINE_POINTS, OPTIONS
+    from losspath.training import model_for
+
+    runtime = Runtime(root=tmp_path / "runs", progress=False, jobs=1)
+    result = run_study(["digits-mlp"], replicates=1, points=3, steps="8it", out=tmp_path / "out",
+                       runtime=runtime, sharpness=True)
+    summary, curves = result["summary"], result["sharpness"]
+    run = Run.open(result["runs"].run.iloc[0])
+    data = load_dataset("digits")
+    net = model_for(run.hparams, data)
+    row = summary.iloc[2]
+    assert row.sharpness_start == sharpness(net, run.load_checkpoint(int(row.start_step)), data.train, **OPTIONS)
+    assert curves.alpha.tolist() == pytest.approx(np.linspace(0, 1, LINE_POINTS).tolist())
+    assert curves.sharpness.iloc[0] == summary[summary.start_step == 0].sharpness_start.iloc[0]
+    assert (tmp_path / "out" / "sharpness_from_init.png").is_file() and (tmp_path / "out" / "sharpness.csv").is_file()
+    plain = run_study(["digits-mlp"], replicates=1, points=3, steps="8it", out=tmp_path / "plain", runtime=runtime)
+    assert "sharpness" not in plain and "sharpness_start" not in plain["summary"]
+    assert plain["summary"].max_loss_increase.tolist() == summary.max_loss_increase.tolist()
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny nets: one torch thread is faster than two waiting on each other when other work shares the cores."""

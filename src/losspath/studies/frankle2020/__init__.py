@@ -24,6 +24,7 @@ from ...jobs import cached_dataset, line_job, train_job
 from ...runtime import Runtime
 from ...training import plan_run
 from .figures import draw_all
+from .sharpness import CAPTION as SHARPNESS_CAPTION, figure as sharpness_figure, with_sharpness
 from ..harness import check_choice, echo_result, finish_study, gathered, study_app
 
 
@@ -93,13 +94,14 @@ def hparams_for(name: str, replicate: int, steps: str | None = None, bias_init: 
 
 def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 100, split: str = "test",
               batchnorm: str = "interpolate", out: str | Path = "results/frankle2020", steps: str | None = None,
-              bias_init: str | None = None, runtime: Runtime | None = None) -> dict:
+              bias_init: str | None = None, runtime: Runtime | None = None, sharpness: bool = False) -> dict:
     """Run (or reuse) every part of the study and write curves.csv, summary.csv, runs.csv and the figures.
 
     `steps` overrides every setting's training length (for quick checks), `bias_init` its bias init ("zero"
     for the embedded settings, OpenLTH's "uniform" for the paper's). The jobs (a training run per
     setting × replicate, a line per saved start step) go to the runtime's executor (losspath.executors).
-    Returns the three tables (pandas) and the figure paths.
+    Returns the three tables (pandas) and the figure paths. `sharpness`: also the top Hessian eigenvalue of
+    the training loss at every line's start and along the init → final line (frankle2020.sharpness).
     """
     runtime, settings, out, started = (runtime or Runtime()).checked(), list(settings), Path(out), time.time()
     for name in settings:
@@ -121,12 +123,15 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
             for t in plan["schedule"][:-1]:
                 lines[name, r, t] = ex.submit(line_job, runs[name, r], t, plan["last_step"], data_root, options, threads)
         tables = _tables(gathered(ex, runs, "training"), gathered(ex, lines, "lines"), split)
-    return finish_study(out, study="frankle2020", tables=tables, figures=draw_all(tables, out),
+        if sharpness:
+            tables = with_sharpness(ex, tables, runs, lines, batchnorm, runtime)
+    figures = draw_all(tables, out) + (sharpness_figure(tables["sharpness"], out) if sharpness else [])
+    return finish_study(out, study="frankle2020", tables=tables, figures=figures,
                         text=describe(tables, barrier_tol=BARRIER_TOL), runtime=runtime, started=started,
                         options=dict(replicates=replicates, points=points, split=split, batchnorm=batchnorm,
-                                     steps=steps, bias_init=bias_init),
+                                     steps=steps, bias_init=bias_init, sharpness=sharpness),
                         settings={n: dict(dataset=SETTINGS[n].dataset, model=SETTINGS[n].model, **SETTINGS[n].train)
-                                  for n in settings}, captions=CAPTIONS)
+                                  for n in settings}, captions=dict(CAPTIONS, **({"sharpness_from_init": SHARPNESS_CAPTION} if sharpness else {})))
 
 
 def _tables(run_dirs: dict, results: dict, split: str) -> dict:
@@ -193,6 +198,8 @@ def cli(
     bias_init: Optional[str] = typer.Option(None, "--bias-init", help="Override every setting's bias init: zero "
                                             "(embedded settings) or uniform (OpenLTH's, the paper settings)."),
     out: Path = typer.Option(Path("results/frankle2020"), "--out", help="Output directory."),
+    sharpness: bool = typer.Option(False, "--sharpness", help="Also the sharpness (top Hessian eigenvalue of the "
+                                   "training loss): at each line's start (summary.csv) and along init → final."),
     runtime: Runtime = None,
 ):
     """Frankle 2020, Figures 1-3: lines from every checkpoint t to the last one, 3 replicates.
@@ -204,8 +211,8 @@ def cli(
       losspath reproduce frankle2020 --executor dask --scheduler tcp://10.0.0.5:8786
     """
     result = run_study(setting, replicates=replicates, points=points, split=split, batchnorm=batchnorm, out=out,
-                       steps=steps, bias_init=bias_init, runtime=runtime)
-    echo_result(result, out, "curves.csv, summary.csv, runs.csv")
+                       steps=steps, bias_init=bias_init, runtime=runtime, sharpness=sharpness)
+    echo_result(result, out, "curves.csv, summary.csv, runs.csv" + (", sharpness.csv" if sharpness else ""))
 
 
 app = study_app(cli)
