@@ -43,7 +43,7 @@ def train(
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = DeviceOpt,
     nproc: int = typer.Option(1, "--nproc", help="Processes for DistributedDataParallel (one per GPU; gloo on CPU)."),
-    threads: Optional[int] = THREADS_OPTION,
+    threads: int = THREADS_OPTION,
     tf32: bool = Tf32Opt,
     bf16: bool = Bf16Opt,
     channels_last: bool = ChannelsLastOpt,
@@ -117,7 +117,7 @@ def line(
     plot: Optional[Path] = PlotOpt,
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = DeviceOpt,
-    threads: Optional[int] = THREADS_OPTION,
+    threads: int = THREADS_OPTION,
     tf32: bool = Tf32Opt,
     bf16: bool = Bf16Opt,
     channels_last: bool = ChannelsLastOpt,
@@ -162,7 +162,7 @@ def plane(
     plot: Optional[Path] = PlotOpt,
     data_root: Optional[Path] = DataRootOpt,
     device: Optional[str] = DeviceOpt,
-    threads: Optional[int] = THREADS_OPTION,
+    threads: int = THREADS_OPTION,
     quiet: bool = QuietOpt,
 ):
     """Loss and error over a plane of network states (origin + a·u + b·v on a grid).
@@ -174,15 +174,14 @@ def plane(
       losspath plane RUN_A@last --extent 1 --seed 0 --plot random.png
     """
     import numpy as np
-    import torch
 
     from .planes.command import plane_command
+    from .runtime import torch_threads
 
-    if threads is not None:
-        torch.set_num_threads(threads)
-    result, _ = plane_command(refs, points=points, split=split, batchnorm=batchnorm, margin=margin, extent=extent,
-                              seed=seed, model=model, data=data, out=out, plot=plot, data_root=data_root,
-                              device=device, progress=not quiet)
+    with torch_threads(threads):
+        result, _ = plane_command(refs, points=points, split=split, batchnorm=batchnorm, margin=margin,
+                                  extent=extent, seed=seed, model=model, data=data, out=out, plot=plot,
+                                  data_root=data_root, device=device, progress=not quiet)
     defined = ~result.undefined
     best = np.unravel_index(np.nanargmin(np.where(defined, result.loss, np.inf)), result.loss.shape)
     typer.echo(f"{result.loss.size} points ({int(result.undefined.sum())} undefined); lowest loss "
@@ -200,7 +199,7 @@ def align(
     model: Optional[str] = typer.Option(None, "--model", help="Network name, needed for checkpoint files."),
     data: Optional[str] = typer.Option(None, "--data", help="Data set, needed for checkpoint files."),
     data_root: Optional[Path] = DataRootOpt,
-    threads: Optional[int] = THREADS_OPTION,
+    threads: int = THREADS_OPTION,
 ):
     """Permute B's hidden units to match A's (the same function as B, closer to A) and write it.
 
