@@ -215,3 +215,14 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def test_sharpness_keyword_inputs():
+    """Dict data (keyword inputs, targets under `labels`, HuggingFace style) give the same sharpness."""
+    class Keyword(Tiny):
+        def forward(self, features):
+            return super().forward(features)
+
+    net, (x, y) = make(Keyword, 6), data()
+    value = sharpness(net, net.state_dict(), {"features": x, "labels": y}, tol=1e-10)
+    assert value == pytest.approx(np.linalg.eigvalsh(dense_hessian(net, x, y))[-1], rel=1e-8)

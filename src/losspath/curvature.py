@@ -72,8 +72,9 @@ class _MeanLoss:
         self.batches, count = [], 0
         for batch in source.batches(min(batch_size, examples)):
             take = min(batch.size, examples - count)
-            inputs = [t[:take] for t in batch.inputs.args]
-            self.batches.append((inputs, batch.target[:take], take))
+            cut = [t[:take] if isinstance(t, torch.Tensor) else t for t in batch.inputs.args]
+            keywords = {k: t[:take] if isinstance(t, torch.Tensor) else t for k, t in batch.inputs.kwargs.items()}
+            self.batches.append(((cut, keywords), batch.target[:take], take))
             count += take
             if count >= examples:
                 break
@@ -83,7 +84,8 @@ class _MeanLoss:
         self.dim = sum(p.numel() for p in self.params.values())
 
     def _batch_loss(self, params, inputs, target):
-        out = functional_call(self.net, (params, self.buffers), tuple(inputs))
+        args, kwargs = inputs
+        out = functional_call(self.net, (params, self.buffers), tuple(args), kwargs)
         if self.output is not None:
             out = self.output(out)
         elif not isinstance(out, torch.Tensor):
