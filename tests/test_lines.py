@@ -241,6 +241,16 @@ def test_recompute_respects_bn_batches():
     np.testing.assert_allclose(result.loss, loss, rtol=1e-5, atol=1e-5)
 
 
+def test_recompute_on_a_network_without_batchnorm_is_plain_interpolation():
+    start, end = endpoints(MLP)
+    x, y = data(MLP, 40, 1)
+    plain = evaluate_line(MLP(), start, end, (x, y), points=5, progress=False)
+    recomputed = evaluate_line(MLP(), start, end, (x, y), points=5, batchnorm="recompute", train_data=data(MLP, 30, 2),
+                               progress=False)
+    np.testing.assert_array_equal(recomputed.loss, plain.loss)
+    np.testing.assert_array_equal(recomputed.error, plain.error)
+
+
 @pytest.mark.parametrize("model_cls", [MLP, ConvNet, BNNet])
 def test_endpoints_equal_direct_evaluation(model_cls):
     start, end = endpoints(model_cls)

@@ -194,6 +194,8 @@ class StackedLine:
     def recompute(self, stacked: State, fixed: State, train_batches, n: int, per_call: int) -> State:
         """Running statistics at every α of the stack: the exact cumulative average over `train_batches`."""
         keys = [k for k, r in self.rules.items() if r.recompute]
+        if not keys:  # a network without BatchNorm: nothing to recompute
+            return {}
         average = CumulativeAverage(self.net, self.bn_names, n, self.end[keys[0]].dtype, self.device)
         stats = {k: v for k, v in average.buffers().items() if v.dim() > 0}
         fixed = {**fixed, **{k: v for k, v in average.buffers().items() if v.dim() == 0}}
