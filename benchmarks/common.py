@@ -1,9 +1,13 @@
-"""Helpers shared by the benchmark scripts: timing, GEMM rate, forward FLOPs of a network."""
+"""Helpers shared by the benchmark scripts: timing, GEMM rate, forward FLOPs of a network, the textbook line
+loop that the engine is timed against, and a busy neighbour."""
 from __future__ import annotations
 
+import copy
 import time
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -68,3 +72,33 @@ class BusyNeighbour:
         for p in self.procs:
             p.kill()
             p.wait()
+
+
+def interpolated(start: dict, end: dict, a: float) -> dict:
+    """θ(α) = (1 − α)·start + α·end for floating tensors; integer buffers take the end's value."""
+    return {k: (1 - a) * v + a * end[k] if v.is_floating_point() else end[k] for k, v in start.items()}
+
+
+@torch.inference_mode()
+def plain_line(model, start, end, x, y, alphas, train=None, bn_batch=128, bn_batches=None, batch=1000):
+    """The textbook loop: load θ(α) with load_state_dict, optionally re-estimate BN (momentum=None over
+    `bn_batches` training batches of `bn_batch`, default all of `train`), evaluate in batches; float64 loss sums."""
+    net = copy.deepcopy(model).eval()
+    losses = []
+    for a in alphas:
+        net.load_state_dict(interpolated(start, end, float(a)))
+        if train is not None:
+            for m in net.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.momentum = None
+                    m.reset_running_stats()
+            net.train()
+            count = bn_batches if bn_batches is not None else -(-len(train[0]) // bn_batch)
+            for i in range(count):
+                net(train[0][i * bn_batch:(i + 1) * bn_batch])
+            net.eval()
+        total = 0.0
+        for i in range(0, len(y), batch):
+            total += F.cross_entropy(net(x[i:i + batch]).double(), y[i:i + batch], reduction="sum").item()
+        losses.append(total / len(y))
+    return np.array(losses)

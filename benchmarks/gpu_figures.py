@@ -14,7 +14,6 @@ and enter the projection. Writes gpu_figures.json and gpu_figures.txt under --ou
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import sys
@@ -24,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from common import plain_line  # noqa: E402
 
 from losspath.checkpoints import save_state  # noqa: E402
 from losspath.compute_options import ComputeOptions  # noqa: E402
@@ -95,34 +94,6 @@ def training_rate(data: Dataset, options: ComputeOptions, sizes: dict, device: t
     finally:
         loop.lr_at = real_lr_at
     return timed / (stamps[warm + timed] - stamps[warm])
-
-
-def interpolated(start: dict, end: dict, a: float) -> dict:
-    return {k: (1 - a) * v + a * end[k] if v.is_floating_point() else end[k] for k, v in start.items()}
-
-
-@torch.inference_mode()
-def plain_line(model, start, end, x, y, alphas, train=None, bn_batch=128, bn_batches=None, batch=1000):
-    """The textbook loop: load θ(α) with load_state_dict, optionally re-estimate BN (momentum=None over bn_batches
-    training batches), evaluate in batches; float64 loss sums."""
-    net = copy.deepcopy(model).eval()
-    losses = []
-    for a in alphas:
-        net.load_state_dict(interpolated(start, end, float(a)))
-        if train is not None:
-            for m in net.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.momentum = None
-                    m.reset_running_stats()
-            net.train()
-            for i in range(bn_batches):
-                net(train[0][i * bn_batch:(i + 1) * bn_batch])
-            net.eval()
-        total = 0.0
-        for i in range(0, len(y), batch):
-            total += F.cross_entropy(net(x[i:i + batch]).double(), y[i:i + batch], reduction="sum").item()
-        losses.append(total / len(y))
-    return np.array(losses)
 
 
 def timed(fn, device):

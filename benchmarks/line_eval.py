@@ -32,7 +32,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from common import BusyNeighbour  # noqa: E402
+from common import BusyNeighbour, interpolated, plain_line  # noqa: E402
 
 from losspath.lines import evaluate_line  # noqa: E402
 from losspath.models import build_model  # noqa: E402
@@ -56,34 +56,6 @@ def endpoints(name, shape):
     start = build_model(name, shape, 10, seed=0)
     end = build_model(name, shape, 10, seed=1)
     return start, end
-
-
-def interpolated(start: dict, end: dict, a: float) -> dict:
-    """θ(α) = (1 − α)·start + α·end for floating tensors; integer buffers take the end's value."""
-    return {k: (1 - a) * start[k] + a * end[k] if start[k].is_floating_point() else end[k] for k in start}
-
-
-def plain_line(model, start, end, x, y, alphas, batch=1000, train=None):
-    """The textbook loop: load θ(α) with load_state_dict, optionally re-estimate BN, evaluate in batches."""
-    net = copy.deepcopy(model).eval()
-    losses = []
-    with torch.inference_mode():
-        for a in alphas:
-            net.load_state_dict(interpolated(start, end, a))
-            if train is not None:
-                for m in net.modules():
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                        m.momentum = None
-                        m.reset_running_stats()
-                net.train()
-                for i in range(0, len(train[0]), 128):
-                    net(train[0][i : i + 128])
-                net.eval()
-            total = 0.0
-            for i in range(0, len(y), batch):
-                total += F.cross_entropy(net(x[i : i + batch]), y[i : i + batch], reduction="sum").item()
-            losses.append(total / len(y))
-    return np.array(losses)
 
 
 def forward_flops(model, x) -> float:

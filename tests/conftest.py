@@ -19,6 +19,16 @@ def _isolated_homes(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Small nets: one torch thread is faster than two waiting on each other when other work shares the cores
+    (a test module uses it with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def tiny_dataset():
     """A small real classification problem held in memory (see helpers.make_blobs)."""
     from helpers import make_blobs

@@ -28,12 +28,7 @@ RESNET = Hparams(dataset="cifar_shaped", model="cifar_resnet_8_4", steps="2ep", 
 OFF = ComputeOptions(tf32=False, bf16=False, channels_last=False, compile=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cifar_shaped() -> Dataset:

@@ -2,7 +2,6 @@
 evaluations of the checkpoints and of the plane's states, the reuse of the Frankle runs, bad input."""
 import numpy as np
 import pytest
-import torch
 
 from losspath.checkpoints import load_state
 from losspath.data import load_dataset
@@ -67,10 +66,4 @@ def test_goodfellow_bad_input(tmp_path):
         run_study(["nope"], out=tmp_path / "o", runtime=runtime)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small nets: one torch thread is faster than two waiting on each other when other work shares the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")

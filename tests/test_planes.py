@@ -288,10 +288,4 @@ def test_plane_metrics_and_mse(mlp_data):
             assert result.metrics["top"][i, j] == pytest.approx(out.max(1).values.mean().item(), rel=1e-5)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small nets: one torch thread is faster than two waiting on each other when other work shares the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")

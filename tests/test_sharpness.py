@@ -208,13 +208,7 @@ def test_frankle_study_sharpness_option(tmp_path):
     assert plain["summary"].max_loss_increase.tolist() == summary.max_loss_increase.tolist()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one torch thread is faster than two waiting on each other when other work shares the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_sharpness_keyword_inputs():
