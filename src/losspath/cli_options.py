@@ -50,18 +50,23 @@ def dataclass_options(cls, names=None, *, skip=(), after: str | None = None, fla
     added = [field_option(cls, name, flag=flags.get(name), unset=name in unset) for name in names]
 
     def decorate(command):
-        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-               for p in inspect.signature(command, eval_str=True).parameters.values()
-               if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        at = 0 if after is None else [p.name for p in own].index(after) + 1
-        params = own[:at] + added + own[at:]
-
         @functools.wraps(command)
         def with_fields(**options):
             return command(**options)
 
-        with_fields.__signature__ = inspect.Signature(params)
-        with_fields.__annotations__ = {p.name: p.annotation for p in params}
-        return with_fields
+        return with_signature(with_fields, command, added, after)
 
     return decorate
+
+
+def with_signature(wrapper, command, added: list[inspect.Parameter], after: str | None = None, drop=()):
+    """`wrapper` with the signature typer reads: `command`'s own parameters (keyword-only, without **kwargs and
+    those named in `drop`) with `added` placed after the parameter `after` (first when None)."""
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+           for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in drop]
+    at = 0 if after is None else [p.name for p in own].index(after) + 1
+    params = own[:at] + added + own[at:]
+    wrapper.__signature__ = inspect.Signature(params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper

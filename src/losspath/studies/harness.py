@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 
+from ..cli_options import with_signature
 from ..runtime import DEFAULT_THREADS, Runtime
 
 THREADS_HELP = (f"Torch threads per job (default {DEFAULT_THREADS}: the nets are small, and threads that share "
@@ -52,12 +53,10 @@ def study_app(cli) -> typer.Typer:
         check_shared_options(options, runtime)
         return cli(**options, runtime=runtime)
 
-    own = [p for p in inspect.signature(cli, eval_str=True).parameters.values() if p.name != "runtime"]
     added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
              for name, (kind, option) in RUNTIME_OPTIONS.items()]
-    checked.__signature__ = inspect.Signature(own + added)
-    checked.__annotations__ = {p.name: p.annotation for p in own + added}
-    app.command()(checked)
+    last = [name for name in inspect.signature(cli).parameters if name != "runtime"][-1]
+    app.command()(with_signature(checked, cli, added, after=last, drop=("runtime",)))
     return app
 
 
