@@ -60,7 +60,7 @@ def test_a_weight_matched_line_is_cached_in_the_run_store(tiny_study):
     permuted = list((Run.open(b).dir / "aligned").glob("weight-*.safetensors"))
     assert len(cached) == 1 and len(permuted) == 1
     stamp = cached[0].stat().st_mtime_ns
-    again = aligned_line_job(a, b, "weight", None, dict(split="test", points=3, batchnorm="interpolate"), 1)
+    again = aligned_line_job(a, b, "weight", dict(split="test", points=3, batchnorm="interpolate"), Runtime())
     assert cached[0].stat().st_mtime_ns == stamp
     row = tiny_study[0]["summary"].query("setting == 'mnist5k-mlp' and width == 8 and method == 'weight'").iloc[0]
     assert barrier_height(again.loss) == row.loss_barrier_height

@@ -20,8 +20,8 @@ import torch
 from .checkpoints import save_state
 from .errors import LosspathError
 from .files import DamagedFile, load_checksummed, notice
-from .jobs import cached_dataset
-from .runtime import torch_threads
+from .jobs import stored_run
+from .runtime import Runtime
 
 METHODS = ("naive", "weight", "activation")
 MATCH_EXAMPLES = 1000
@@ -49,10 +49,9 @@ def aligned_state(run_a, run_b, method: str, model, data) -> dict:
     return permuted
 
 
-def aligned_line_job(run_a_dir: str, run_b_dir: str, method: str, data_root: str | None, options: dict,
-                     threads: int | None):
-    """The line from run A's last state to run B's, B permuted by `method` (METHODS); `options`: split, points,
-    batchnorm, bn_batches, device. Returns a lines.LineResult."""
+def aligned_line_job(run_a_dir: str, run_b_dir: str, method: str, options: dict, runtime: Runtime):
+    """The line from run A's last state to run B's, B permuted by `method` (METHODS), on the runtime's device
+    with its threads; `options`: split, points, batchnorm, bn_batches. Returns a lines.LineResult."""
     from .lines import LineResult, evaluate_line
     from .run_lines import run_line
     from .store import Run
@@ -60,17 +59,16 @@ def aligned_line_job(run_a_dir: str, run_b_dir: str, method: str, data_root: str
 
     if method not in METHODS:
         raise LosspathError(f"Unknown alignment method {method!r}; use {', '.join(METHODS)}.")
-    with torch_threads(threads):
-        run_a, run_b = Run.open(run_a_dir), Run.open(run_b_dir)
-        data = cached_dataset(run_a.hparams.dataset, data_root)
+    with stored_run(run_a_dir, runtime) as (run_a, data):
+        run_b = Run.open(run_b_dir)
         model = model_for(run_a.hparams, data)
         if method == "naive":
-            return run_line(run_a, model, data, "last", "last", end_run=run_b, **options)
-        opts = {**dict(split="test", points=100, batchnorm="interpolate", bn_batches=None, device=None), **options}
+            return run_line(run_a, model, data, "last", "last", end_run=run_b, device=runtime.device, **options)
+        opts = {**dict(split="test", points=100, batchnorm="interpolate", bn_batches=None), **options}
         steps = [run_a.resolve_step("last"), run_b.resolve_step("last")]
         fields = dict(a=run_a.dir.name, b=run_b.dir.name, steps=steps,
                       method=method, match_examples=MATCH_EXAMPLES,
-                      **{k: v for k, v in opts.items() if k != "device"})
+                      **opts)
         key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
         path = run_a.aligned_line_cache(method, opts["split"], key)
         if path.is_file():
@@ -84,7 +82,7 @@ def aligned_line_job(run_a_dir: str, run_b_dir: str, method: str, data_root: str
         end = aligned_state(run_a, run_b, method, model, data)
         line = evaluate_line(model, run_a.load_checkpoint("last"), end, data.split(opts["split"]),
                              points=opts["points"],
-                             batchnorm=opts["batchnorm"], bn_batches=opts["bn_batches"], device=opts["device"],
+                             batchnorm=opts["batchnorm"], bn_batches=opts["bn_batches"], device=runtime.device,
                              train_data=data.train if opts["batchnorm"] == "recompute" else None, progress=False)
         tensors = {k: torch.from_numpy(np.ascontiguousarray(getattr(line, k), dtype=np.float64))
                    for k in ("alphas", "loss", "error", "class_counts")}

@@ -345,10 +345,10 @@ def part6_lines(cfg: Config, branch_runs: dict, gd, flat, ex, runtime):
     """Fig. 1E: training loss and error along θ(α) = (1 − α)·θ_a + α·θ_b for parents → children and between
     siblings; barrier = the largest rise above the chord between the endpoints (losspath.metrics.barrier)."""
     alphas = np.linspace(0.0, 1.0, cfg.points)
-    options = dict(split="train", alphas=alphas, device=runtime.device)
+    options = dict(split="train", alphas=alphas)
     pairs = _pairs(cfg, branch_runs, gd, flat)
-    results = ex.gather([ex.submit(line_job, str(line["a"][0].dir), line["a"][1], line["b"][1], runtime.data_root,
-                                   options, runtime.threads, str(line["b"][0].dir)) for line in pairs], "lines")
+    results = ex.gather([ex.submit(line_job, str(line["a"][0].dir), line["a"][1], line["b"][1], options, runtime,
+                                   str(line["b"][0].dir)) for line in pairs], "lines")
     curves, table = [], []
     for i, (line, result) in enumerate(zip(pairs, results)):
         line = {k: v for k, v in line.items() if k not in ("a", "b")}

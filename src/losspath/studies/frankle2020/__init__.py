@@ -110,18 +110,17 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 3, points: int = 1
         raise LosspathError("--replicates must be at least 1 and --points at least 2.")
     check_choice(split, ("train", "test"), "split")
     check_choice(batchnorm, BATCHNORM_MODES, "BatchNorm mode")
-    root, data_root, threads = runtime.root, runtime.data_root, runtime.threads
-    options = dict(split=split, points=points, batchnorm=batchnorm, device=runtime.device)
+    options = dict(split=split, points=points, batchnorm=batchnorm)
 
     # the job graph: train every run, then a line from each saved step below the last (Frankle 2020 §2)
     hparams = {(name, r): hparams_for(name, r, steps, bias_init) for name in settings for r in range(replicates)}
-    plans = {key: plan_run(hp, len(cached_dataset(hp.dataset, data_root).train)) for key, hp in hparams.items()}
+    plans = {key: plan_run(hp, len(cached_dataset(hp.dataset, runtime.data_root).train)) for key, hp in hparams.items()}
     runs, lines = {}, {}
     with make_executor(runtime, sum(len(p["schedule"]) for p in plans.values())) as ex:
         for (name, r), plan in plans.items():
-            runs[name, r] = ex.submit(train_job, hparams[name, r], root, data_root, runtime.device, threads)
+            runs[name, r] = ex.submit(train_job, hparams[name, r], runtime)
             for t in plan["schedule"][:-1]:
-                lines[name, r, t] = ex.submit(line_job, runs[name, r], t, plan["last_step"], data_root, options, threads)
+                lines[name, r, t] = ex.submit(line_job, runs[name, r], t, plan["last_step"], options, runtime)
         tables = _tables(gathered(ex, runs, "training"), gathered(ex, lines, "lines"), split)
         if sharpness:
             tables = with_sharpness(ex, tables, runs, lines, batchnorm, runtime)

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...jobs import cached_dataset
-from ...runtime import torch_threads
+from ...jobs import stored_run
 
 EXAMPLES, TOL, ITERATIONS, LINE_POINTS = 500, 1e-2, 30, 11
 OPTIONS = dict(examples=EXAMPLES, tol=TOL, iterations=ITERATIONS)
@@ -23,34 +22,28 @@ CAPTION = (f"Sharpness (top eigenvalue of the Hessian of the training loss on {E
            f"mean ± one standard deviation over replicates.")
 
 
-def sharpness_at_step(run_dir: str, step: int, data_root, device, threads: int | None) -> float:
+def sharpness_at_step(run_dir: str, step: int, runtime) -> float:
     """λ_max of the training loss at checkpoint `step` of a stored run."""
     from ...curvature import sharpness
-    from ...store import Run
     from ...training import model_for
 
-    with torch_threads(threads):
-        run = Run.open(run_dir)
-        data = cached_dataset(run.hparams.dataset, data_root)
-        return sharpness(model_for(run.hparams, data), run.load_checkpoint(step), data.train, device=device,
-                         **OPTIONS)
+    with stored_run(run_dir, runtime) as (run, data):
+        return sharpness(model_for(run.hparams, data), run.load_checkpoint(step), data.train,
+                         device=runtime.device, **OPTIONS)
 
 
-def sharpness_from_init(run_dir: str, data_root, batchnorm: str, device, threads: int | None) -> pd.DataFrame:
+def sharpness_from_init(run_dir: str, batchnorm: str, runtime) -> pd.DataFrame:
     """λ_max at LINE_POINTS evenly spaced α of the line from iteration 0 to the last checkpoint."""
     from ...curvature import sharpness_along_line
-    from ...store import Run
     from ...training import model_for
 
-    with torch_threads(threads):
-        run = Run.open(run_dir)
-        data = cached_dataset(run.hparams.dataset, data_root)
+    with stored_run(run_dir, runtime) as (run, data):
         has_bn = any(k.endswith("running_var") for k in run.load_checkpoint(0))
         mode = batchnorm if has_bn else "interpolate"
         return sharpness_along_line(model_for(run.hparams, data), run.load_checkpoint(0),
                                     run.load_checkpoint(run.saved_steps()[-1]), data.train, points=LINE_POINTS,
                                     batchnorm=mode, train_data=data.train if mode == "recompute" else None,
-                                    progress=False, device=device, **OPTIONS)
+                                    progress=False, device=runtime.device, **OPTIONS)
 
 
 def with_sharpness(ex, tables: dict, runs: dict, lines: dict, batchnorm: str, runtime) -> dict:
@@ -58,10 +51,8 @@ def with_sharpness(ex, tables: dict, runs: dict, lines: dict, batchnorm: str, ru
     line), submitted to executor `ex`; `runs` and `lines` are the study's job dicts."""
     from ..harness import gathered
 
-    args = (runtime.data_root, runtime.device, runtime.threads)
-    at_steps = {(name, r, t): ex.submit(sharpness_at_step, runs[name, r], t, *args) for name, r, t in lines}
-    along = {key: ex.submit(sharpness_from_init, run, runtime.data_root, batchnorm, runtime.device, runtime.threads)
-             for key, run in runs.items()}
+    at_steps = {(name, r, t): ex.submit(sharpness_at_step, runs[name, r], t, runtime) for name, r, t in lines}
+    along = {key: ex.submit(sharpness_from_init, run, batchnorm, runtime) for key, run in runs.items()}
     return add_to_tables(tables, gathered(ex, at_steps, "sharpness"), gathered(ex, along, "sharpness"))
 
 

@@ -21,9 +21,9 @@ import typer
 
 from ...errors import LosspathError
 from ...executors import make_executor
-from ...jobs import cached_dataset, train_job
+from ...jobs import stored_run, train_job
 from ...metrics import is_monotone, lucas_delta, max_increase
-from ...runtime import Runtime, torch_threads
+from ...runtime import Runtime
 from ..frankle2020 import DEFAULT_SETTINGS, SETTING_OPTION, SETTINGS, hparams_for
 from ..harness import check_choice, echo_result, finish_study, gathered, study_app
 from .figures import draw_all
@@ -38,17 +38,14 @@ CAPTIONS = {
 }
 
 
-def view_job(run_dir: str, data_root, options: dict, threads: int | None) -> dict:
+def view_job(run_dir: str, options: dict, runtime) -> dict:
     """The trajectory plane of a stored run on a grid around its projected path: PlaneResult, the path's
     coordinates and distances off the plane, and the saved steps."""
     from ...planes import evaluate_plane, project, trajectory_plane
     from ...run_lines import run_line
-    from ...store import Run
     from ...training import model_for
 
-    with torch_threads(threads):
-        run = Run.open(run_dir)
-        data = cached_dataset(run.hparams.dataset, data_root)
+    with stored_run(run_dir, runtime) as (run, data):
         steps = run.saved_steps()
         states = [run.load_checkpoint(s) for s in steps]
         plane = trajectory_plane(states, second=options["second"])
@@ -59,12 +56,12 @@ def view_job(run_dir: str, data_root, options: dict, threads: int | None) -> dic
         result = evaluate_plane(model, plane, data.split(options["split"]), grid=axes,
                                 batchnorm=options["batchnorm"], train_data=data.train if recompute else None,
                                 bn_batches=options["bn_batches"] if recompute else None,
-                                device=options["device"], progress=False)
+                                device=runtime.device, progress=False)
         has_bn = any(k.endswith("running_var") for k in states[0])
         line_bn = {"origin": "start"}.get(options["batchnorm"], options["batchnorm"]) if has_bn else "interpolate"
         line = run_line(run, model, data, 0, "last", split=options["split"], points=options["line_points"],
                         batchnorm=line_bn, bn_batches=options["bn_batches"] if line_bn == "recompute" else None,
-                        device=options["device"])
+                        device=runtime.device)
     return dict(plane=result, coords=coords, distances=distances, steps=steps, line=line,
                 batchnorm=options["batchnorm"] if has_bn else "none (no BatchNorm)")
 
@@ -92,13 +89,11 @@ def run_study(settings=DEFAULT_SETTINGS, *, points: int = 21, line_points: int =
     check_choice(batchnorm, BATCHNORM_MODES, "BatchNorm mode")
     check_choice(second, ("pca", "max_residual"), "second direction")
     view_options = dict(points=points, line_points=line_points, margin=margin, split=split, batchnorm=batchnorm,
-                        bn_batches=bn_batches, second=second, device=runtime.device)
-    root, data_root, threads = runtime.root, runtime.data_root, runtime.threads
+                        bn_batches=bn_batches, second=second)
 
     with make_executor(runtime, 2 * len(settings)) as ex:
-        runs = {name: ex.submit(train_job, hparams_for(name, 0, steps), root, data_root, runtime.device, threads)
-                for name in settings}
-        views = {name: ex.submit(view_job, runs[name], data_root, view_options, threads) for name in settings}
+        runs = {name: ex.submit(train_job, hparams_for(name, 0, steps), runtime) for name in settings}
+        views = {name: ex.submit(view_job, runs[name], view_options, runtime) for name in settings}
         run_dirs, views = gathered(ex, runs, "training"), gathered(ex, views, "planes")
 
     tables = _tables(run_dirs, views, split)

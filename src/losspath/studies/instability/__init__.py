@@ -74,28 +74,26 @@ def run_study(settings=DEFAULT_SETTINGS, *, replicates: int = 2, points: int = 1
     check_choice(batchnorm, BATCHNORM_MODES, "BatchNorm mode")
     if not 0 < threshold < 1:
         raise LosspathError(f"--threshold must lie in (0, 1), not {threshold}.")
-    root, data_root, device, threads = runtime.root, runtime.data_root, runtime.device, runtime.threads
-    options = dict(points=points, batchnorm=batchnorm, device=device)
+    options = dict(points=points, batchnorm=batchnorm)
 
-    parents, copies, lines, spawn = {}, {}, {}, {}
+    # the two copies of every parent spawned at every k, checked before any work
+    parents, copies, lines, spawn, children = {}, {}, {}, {}, {}
     hps = {(name, r): hparams_for(name, r, steps, bias_init) for name in settings for r in range(replicates)}
     for (name, r), hp in hps.items():
-        plan = plan_run(hp, len(cached_dataset(hp.dataset, data_root).train))
+        plan = plan_run(hp, len(cached_dataset(hp.dataset, runtime.data_root).train))
         spawn[name] = spawn_steps(plan["last_step"], k_base)
         for k in spawn[name]:
-            for c in (0, 1):
-                child_hparams(hp, k, CHILD_SEED + 2 * r + c, plan["iterations_per_epoch"]).validate()
-    with make_executor(runtime, len(hps) * (1 + 2 * max(len(k) for k in spawn.values()))) as ex:
+            children[name, r, k] = [child_hparams(hp, k, CHILD_SEED + 2 * r + c, plan["iterations_per_epoch"])
+                                    .validate() for c in (0, 1)]
+    with make_executor(runtime, len(hps) + 3 * len(children)) as ex:
         for (name, r), hp in hps.items():
-            per_epoch = plan_run(hp, len(cached_dataset(hp.dataset, data_root).train))["iterations_per_epoch"]
-            parents[name, r] = ex.submit(train_job, hp, root, data_root, device, threads)
+            parents[name, r] = ex.submit(train_job, hp, runtime)
             for k in spawn[name]:
-                pair = [ex.submit(train_job, child_hparams(hp, k, CHILD_SEED + 2 * r + c, per_epoch), root,
-                                  data_root, device, threads, parents[name, r]) for c in (0, 1)]
+                pair = [ex.submit(train_job, child, runtime, parents[name, r]) for child in children[name, r, k]]
                 copies[name, r, k] = pair
                 for split in splits:
-                    lines[name, r, k, split] = ex.submit(line_job, pair[0], "last", "last", data_root,
-                                                         dict(options, split=split), threads, pair[1])
+                    lines[name, r, k, split] = ex.submit(line_job, pair[0], "last", "last",
+                                                         dict(options, split=split), runtime, pair[1])
         parent_dirs = gathered(ex, parents, "parents")
         flat = [t for pair in copies.values() for t in pair]
         done = ex.gather(flat, "copies")

@@ -231,17 +231,15 @@ def run_study(data=DEFAULT_DATA, *, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_I
     nets = [s for name, d in datasets.items()
             for s in settings_for(name, d, depths=depths, init_scales=init_scales, replicates=replicates, width=width,
                                   conv_init_scales=conv_init_scales)]
-    root, data_root, device, threads = runtime.root, runtime.data_root, runtime.device, runtime.threads
     with make_executor(runtime, len(nets)) as ex:
-        runs = gathered(ex, {s: ex.submit(train_job, s.hparams(training), root, data_root, device, threads, None, True)
-                             for s in nets}, "training")
-        lines = gathered(ex, {(s, scheme): ex.submit(line_job, runs[s], 0, "last", data_root,
-                                                     dict(split=split, points=points, scheme=scheme, hold=hold,
-                                                          device=device), threads)
+        runs = gathered(ex, {s: ex.submit(train_job, s.hparams(training), runtime, None, True) for s in nets},
+                        "training")
+        lines = gathered(ex, {(s, scheme): ex.submit(line_job, runs[s], 0, "last",
+                                                     dict(split=split, points=points, scheme=scheme, hold=hold), runtime)
                               for s in nets if runs[s] for scheme in schemes_of(s)}, "lines")
 
     rows, summary, biases, curves, featured = [], [], [], [], {}
-    with torch_threads(threads):
+    with torch_threads(runtime.threads):
         for s in nets:
             if runs[s] is None:
                 rows.append(dict(**s.row(), run=s.hparams(training).run_id(), status="diverged"))

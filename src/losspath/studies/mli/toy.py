@@ -103,12 +103,12 @@ def run_study(*, depths=DEFAULT_DEPTHS, init_scales=DEFAULT_INIT_SCALES, replica
     nets = {(r, scale, seed): Hparams(dataset=data.name, model=f"deep{activation}_{r}_{width}", init_scale=scale,
                                       seed=seed, **training)
             for seed in range(replicates) for scale in init_scales for r in depths}
-    line_options = dict(split="train", points=points, device=runtime.device)
+    line_options = dict(split="train", points=points)
     with make_executor(runtime, len(nets)) as ex:
-        runs = gathered(ex, {key: ex.submit(train_job, hp, runtime.root, None, runtime.device, runtime.threads, None,
-                                            True) for key, hp in nets.items()}, "training")
-        lines = gathered(ex, {(key, scheme): ex.submit(line_job, run_dir, 0, "last", None,
-                                                       dict(line_options, scheme=scheme), runtime.threads)
+        runs = gathered(ex, {key: ex.submit(train_job, hp, runtime, None, True) for key, hp in nets.items()},
+                        "training")
+        lines = gathered(ex, {(key, scheme): ex.submit(line_job, run_dir, 0, "last", dict(line_options, scheme=scheme),
+                                                       runtime)
                               for key, run_dir in runs.items() if run_dir for scheme in SCHEMES}, "lines")
 
     dyn, classes, curves, summary = [], [], [], []

@@ -103,7 +103,6 @@ def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: i
     check_choice(split, ("train", "test"), "split")
     if not methods or any(m not in METHODS for m in methods):
         raise LosspathError(f"--method must be one of {', '.join(METHODS)}.")
-    root, data_root, device, threads = runtime.root, runtime.data_root, runtime.device, runtime.threads
 
     runs, lines, modes = {}, {}, {}
     with make_executor(runtime, 2 * pairs * sum(len(w) for w in widths.values())) as ex:
@@ -111,18 +110,17 @@ def run_study(settings=DEFAULT_SETTINGS, *, widths: dict | None = None, pairs: i
             for w in widths[name]:
                 hp = hparams_for(name, w, 0, steps)
                 modes[name, w] = ("recompute", "interpolate") if has_batchnorm(
-                    model_for(hp, cached_dataset(hp.dataset, data_root))) else ("interpolate",)
+                    model_for(hp, cached_dataset(hp.dataset, runtime.data_root))) else ("interpolate",)
                 for seed in range(2 * pairs):
-                    runs[name, w, seed] = ex.submit(train_job, hparams_for(name, w, seed, steps), root, data_root,
-                                                    device, threads)
+                    runs[name, w, seed] = ex.submit(train_job, hparams_for(name, w, seed, steps), runtime)
                 for p in range(pairs):
                     for method in methods:
                         for bn in modes[name, w]:
-                            options = dict(split=split, points=points, batchnorm=bn, device=device,
+                            options = dict(split=split, points=points, batchnorm=bn,
                                            bn_batches=bn_batches if bn == "recompute" else None)
                             lines[name, w, p, method, bn] = ex.submit(aligned_line_job, runs[name, w, 2 * p],
-                                                                      runs[name, w, 2 * p + 1], method, data_root,
-                                                                      options, threads)
+                                                                      runs[name, w, 2 * p + 1], method, options,
+                                                                      runtime)
         tables = _tables(gathered(ex, runs, "training"), gathered(ex, lines, "lines"), split)
     return finish_study(out, study="rebasin", tables=tables, figures=draw_all(tables, out),
                         text=describe(tables), runtime=runtime, started=started,
