@@ -22,9 +22,9 @@ def cached_dataset(name: str, data_root: str | None) -> Dataset:
 
 def train_job(hp: Hparams, runtime: Runtime, after: str | None = None, diverged_ok: bool = False) -> str | None:
     """Train (or find) the run of `hp` in the runtime's store, on its device, with its threads; returns its
-    directory. `after`: the run this one starts from
-    (`hp.init_from`), an argument only so that an executor runs this job once that run is done. With
-    `diverged_ok`, a run whose loss diverges returns None instead of raising TrainingDiverged."""
+    directory. `after`: the run this one starts from (`hp.init_from`), an argument only so that an executor
+    runs this job once that run is done. With `diverged_ok`, a run whose loss diverges returns None instead of
+    raising TrainingDiverged."""
     from .errors import TrainingDiverged
     from .training import train
 
@@ -64,9 +64,9 @@ def line_job(run_dir: str, start_step: int | str, end_step: int | str, options: 
 
 
 def submit_trainings(ex, hparams: list[Hparams], runtime: Runtime, diverged_ok: bool = False) -> dict:
-    """Submit a `train_job` per Hparams to executor `ex`; a run that
-    starts from another run of the list (`init_from`) waits for it. Returns run id → task, in list order
-    (a parent must come before its children)."""
+    """Submit a `train_job` per Hparams to executor `ex`; a run that starts from another run of the list
+    (`init_from`) waits for it. Returns run id → task, in list order (a parent must come before its
+    children)."""
     tasks = {}
     for hp in hparams:
         parent = tasks.get(hp.init_from.split("@")[0]) if hp.init_from else None

@@ -3,16 +3,16 @@
 Nothing here enters a run's identity (its hash), but the thread count and the device change the last bits of
 trained weights (float reductions), so every job runs with an explicit thread count and the run records it
 (`made_with` in DONE). The default is one torch thread per job: the networks of the studies are small, two
-threads on two cores buy little when idle and collapse when another process shares the cores (issue notes:
-18.4 s vs 1.5 s for a LeNet line next to a busy neighbour), and it makes a study's numbers the same on every
-machine and with every executor. Parallelism comes from running independent jobs side by side instead.
+threads on two cores buy little when idle and lose when another process shares the cores (measured here next
+to a busy neighbour: a LeNet line 1.14 s with two threads, 0.82 s with one; README, Benchmarks), and it makes a
+study's numbers the same on every machine and with every executor. Parallelism comes from running independent jobs side by side instead.
 """
 from __future__ import annotations
 
 import math
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .errors import LosspathError
 
@@ -98,7 +98,3 @@ class Runtime:
         (never more than `n_tasks` when given)."""
         jobs = self.jobs or max(1, usable_cores() // max(1, self.threads))
         return max(1, min(jobs, n_tasks)) if n_tasks else jobs
-
-    def serial(self) -> "Runtime":
-        """The same runtime, running every job in this process."""
-        return replace(self, executor="local", jobs=1, scheduler=None, workers=None)
